@@ -1,0 +1,169 @@
+// Package cli is the pelagos command line: it parses Docker/podman style
+// flags, calls pelagosd over the session bus and renders the answers.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// Version is the CLI's version.
+const Version = "0.1.0"
+
+// Exit codes for failures of pelagos itself, as Docker uses them.
+const (
+	exitOK      = 0
+	exitFailure = 125
+)
+
+// env is what a command needs from the process: its files and a way to
+// reach the service.
+type env struct {
+	ctx            context.Context
+	stdin          *os.File
+	stdout, stderr *os.File
+	connect        func(context.Context) (*pdbus.Client, error)
+}
+
+type command struct {
+	name    string
+	summary string
+	usage   string
+	run     func(e *env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "Run a command in a new container", "pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]", runCmd},
+		{"ps", "List containers", "pelagos ps [-a] [-q] [--no-trunc]", psCmd},
+		{"rm", "Remove one or more containers", "pelagos rm [-f] CONTAINER [CONTAINER...]", rmCmd},
+		{"images", "List images", "pelagos images [-q] [--no-trunc]", imagesCmd},
+		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
+		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
+		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
+		{"info", "Show how pelagos runs on this machine", "pelagos info", infoCmd},
+		{"version", "Show the pelagos version", "pelagos version", versionCmd},
+	}
+}
+
+// Main runs the CLI with os.Args[1:] and returns the exit code.
+func Main(args []string) int {
+	e := &env{
+		ctx: context.Background(), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		connect: pdbus.Connect,
+	}
+	return e.main(args)
+}
+
+func (e *env) main(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		e.usage(e.stdout)
+		if len(args) == 0 {
+			return exitFailure
+		}
+		return exitOK
+	}
+	if args[0] == "-v" || args[0] == "--version" {
+		return versionCmd(e, nil)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(e, args[1:])
+		}
+	}
+	// `pelagos container ls` and `pelagos image ls` style aliases.
+	if alias := aliasFor(args); alias != nil {
+		return e.main(alias)
+	}
+	fmt.Fprintf(e.stderr, "Error: unknown command %q for \"pelagos\"\nRun 'pelagos --help' for the list of commands.\n", args[0])
+	return exitFailure
+}
+
+func aliasFor(args []string) []string {
+	if len(args) < 2 {
+		return nil
+	}
+	m := map[string]string{
+		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
+		"image ls": "images", "image list": "images", "image rm": "rmi", "image load": "load", "image import": "import",
+	}
+	if to, ok := m[args[0]+" "+args[1]]; ok {
+		return append([]string{to}, args[2:]...)
+	}
+	return nil
+}
+
+func (e *env) usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: pelagos COMMAND [OPTIONS]")
+	fmt.Fprintln(w, "\nA rootless container runtime for the Linux desktop.")
+	fmt.Fprintln(w, "\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'pelagos COMMAND --help' for more information on a command.")
+}
+
+// flags makes a flag set that prints a command's usage on --help.
+func (e *env) flags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	return fs
+}
+
+// parse parses args and reports problems the way Docker does: one line,
+// exit 125. ok is false when the caller should return code.
+func (e *env) parse(fs *pflag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		for _, c := range commands() {
+			if c.name == fs.Name() {
+				fmt.Fprintf(e.stdout, "%s\n\n%s\n\nOptions:\n", c.summary, "Usage: "+c.usage)
+			}
+		}
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
+		return exitOK, false
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "Error: %v\nSee 'pelagos %s --help'.\n", err, fs.Name())
+		return exitFailure, false
+	}
+	return 0, true
+}
+
+// client connects to the service, printing the failure.
+func (e *env) client() (*pdbus.Client, bool) {
+	c, err := e.connect(e.ctx)
+	if err != nil {
+		e.errorf("%v", err)
+		return nil, false
+	}
+	return c, true
+}
+
+func (e *env) errorf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(e.stderr, "Error: %s\n", strings.TrimSpace(msg))
+}
+
+// callErr prints an error from a call to the service. A service that
+// cannot be found or started gets a hint about installation.
+func (e *env) callErr(err error) {
+	if pdbus.IsServiceUnknown(err) {
+		e.errorf("cannot reach pelagosd on the session bus (%v): is pelagos installed (the D-Bus service file io.pelagos.Pelagos1.service in /usr/share/dbus-1/services)? See `journalctl --user -u pelagosd` for why it failed to start", err)
+		return
+	}
+	e.errorf("%v", err)
+}

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// newTable writes columns separated by at least two spaces, as podman.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+}
+
+// ago renders how long ago t was, in podman's words.
+func ago(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return humanDuration(now.Sub(t)) + " ago"
+}
+
+// humanDuration follows the wording of Docker's go-units.
+func humanDuration(d time.Duration) string {
+	s := int(d.Seconds())
+	switch {
+	case s < 1:
+		return "Less than a second"
+	case s == 1:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", s)
+	}
+	m := int(d.Minutes())
+	switch {
+	case m == 1:
+		return "About a minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	}
+	h := int(d.Hours() + 0.5)
+	switch {
+	case h == 1:
+		return "About an hour"
+	case h < 48:
+		return fmt.Sprintf("%d hours", h)
+	case h < 24*7*2:
+		return fmt.Sprintf("%d days", h/24)
+	case h < 24*30*2:
+		return fmt.Sprintf("%d weeks", h/24/7)
+	case h < 24*365*2:
+		return fmt.Sprintf("%d months", h/24/30)
+	}
+	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
+}
+
+// humanSize renders bytes in SI units with three significant digits, as
+// podman images does ("2.19 MB").
+func humanSize(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	s := fmt.Sprintf("%.3g", f)
+	if strings.Contains(s, "e") {
+		s = fmt.Sprintf("%.0f", f)
+	}
+	return s + " " + units[i]
+}
+
+func shortID(id string, noTrunc bool) string {
+	if noTrunc || len(id) <= 12 {
+		return id
+	}
+	return id[:12]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/pelagos-containers/pelagos/dbus"
+)
+
+func imagesCmd(e *env, args []string) int {
+	fs := e.flags("images")
+	quiet := fs.BoolP("quiet", "q", false, "print only image IDs")
+	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
+	fs.Bool("help", false, "show this help")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	rows, err := c.ListImages(e.ctx)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	if *quiet {
+		for _, r := range rows {
+			fmt.Fprintln(e.stdout, shortID(r.ID, *noTrunc))
+		}
+		return exitOK
+	}
+	now := time.Now()
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	for _, r := range rows {
+		names := r.Names
+		if len(names) == 0 {
+			names = []string{"<none>:<none>"}
+		}
+		for _, n := range names {
+			repo, tag := splitRepoTag(n)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortID(r.ID, *noTrunc),
+				ago(time.UnixMicro(r.Created), now), humanSize(r.Size))
+		}
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// splitRepoTag splits "host/repo:tag" at the tag's colon, not a port's.
+func splitRepoTag(name string) (string, string) {
+	if i := strings.LastIndex(name, "@"); i >= 0 {
+		return name[:i], "<none>"
+	}
+	i := strings.LastIndex(name, ":")
+	if i < 0 || strings.Contains(name[i:], "/") {
+		return name, "<none>"
+	}
+	return name[:i], name[i+1:]
+}
+
+func loadCmd(e *env, args []string) int {
+	fs := e.flags("load")
+	input := fs.StringP("input", "i", "", "read the archive from this file instead of stdin")
+	quiet := fs.BoolP("quiet", "q", false, "suppress output")
+	fs.Bool("help", false, "show this help")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		e.errorf("\"pelagos load\" takes no arguments: use -i ARCHIVE or standard input")
+		return exitFailure
+	}
+	f, cleanup, err := e.regularInput(*input, "archive")
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	defer cleanup()
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	loaded, err := c.LoadImage(e.ctx, f)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	if !*quiet {
+		for _, l := range loaded {
+			if len(l.Names) == 0 {
+				fmt.Fprintf(e.stdout, "Loaded image: %s\n", pathID(l.Path))
+			}
+			for _, n := range l.Names {
+				fmt.Fprintf(e.stdout, "Loaded image: %s\n", n)
+			}
+		}
+	}
+	return exitOK
+}
+
+func pathID(p godbus.ObjectPath) string {
+	s := string(p)
+	return s[strings.LastIndex(s, "/")+1:]
+}
+
+// regularInput opens the named file, or copies standard input to a
+// temporary file: archives are read more than once, which a pipe cannot.
+func (e *env) regularInput(name, what string) (*os.File, func(), error) {
+	if name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %s: %w", what, err)
+		}
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s %s is not a regular file", what, name)
+		}
+		return f, func() { f.Close() }, nil
+	}
+	if fi, err := e.stdin.Stat(); err == nil && fi.Mode().IsRegular() {
+		return e.stdin, func() {}, nil
+	}
+	if fi, err := e.stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return nil, nil, fmt.Errorf("no %s given: pass a file name or pipe one in (e.g. `pelagos load -i busybox.tar`)", what)
+	}
+	tmp, err := os.CreateTemp("", "pelagos-input-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("buffer standard input: %w", err)
+	}
+	os.Remove(tmp.Name()) // the open file is all we need
+	if _, err := io.Copy(tmp, e.stdin); err != nil {
+		tmp.Close()
+		return nil, nil, fmt.Errorf("read %s from standard input: %w", what, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		tmp.Close()
+		return nil, nil, err
+	}
+	return tmp, func() { tmp.Close() }, nil
+}
+
+func importCmd(e *env, args []string) int {
+	fs := e.flags("import")
+	changes := fs.StringArrayP("change", "c", nil, "apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER")
+	message := fs.StringP("message", "m", "", "commit message for the imported image")
+	quiet := fs.BoolP("quiet", "q", false, "suppress output")
+	fs.Bool("help", false, "show this help")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		e.errorf("\"pelagos import\" requires 1 or 2 arguments: pelagos import [OPTIONS] FILE|- [NAME]")
+		return exitFailure
+	}
+	opts, err := parseChanges(*changes)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	opts.Message = *message
+	f, cleanup, err := e.regularInput(fs.Arg(0), "rootfs tarball")
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	defer cleanup()
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	_, id, err := c.ImportImage(e.ctx, f, fs.Arg(1), opts)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	if !*quiet {
+		fmt.Fprintln(e.stdout, id)
+	}
+	return exitOK
+}
+
+func rmiCmd(e *env, args []string) int {
+	fs := e.flags("rmi")
+	force := fs.BoolP("force", "f", false, "also remove the containers that use the image")
+	fs.Bool("help", false, "show this help")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos rmi\" requires at least 1 argument: pelagos rmi [-f] IMAGE [IMAGE...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	code := exitOK
+	for _, name := range fs.Args() {
+		removed, err := c.RemoveImage(e.ctx, name, *force)
+		if err != nil {
+			e.callErr(err)
+			if dbus.CodeOf(err) == dbus.ErrImageInUse {
+				code = 2
+			} else if code == exitOK {
+				code = 1
+			}
+			continue
+		}
+		fmt.Fprintf(e.stdout, "Untagged: %s\n", name)
+		fmt.Fprintf(e.stdout, "Deleted: %s\n", removed[len(removed)-1])
+	}
+	return code
+}

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// runOptions are the flags of `pelagos run`.
+type runOptions struct {
+	name        string
+	rm          bool
+	detach      bool
+	interactive bool
+	tty         bool
+	env         []string
+	envFiles    []string
+	workdir     string
+	user        string
+	hostname    string
+	entrypoint  string
+	sigProxy    bool
+}
+
+func runCmd(e *env, args []string) int {
+	var o runOptions
+	fs := e.flags("run")
+	fs.SetInterspersed(false) // flags after the image belong to the command
+	fs.StringVar(&o.name, "name", "", "assign a name to the container (default pelagos-N)")
+	fs.BoolVar(&o.rm, "rm", false, "remove the container when it exits")
+	fs.BoolVarP(&o.detach, "detach", "d", false, "run in the background and print the container ID")
+	fs.BoolVarP(&o.interactive, "interactive", "i", false, "keep stdin attached")
+	fs.BoolVarP(&o.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fs.StringArrayVarP(&o.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass yours)")
+	fs.StringArrayVar(&o.envFiles, "env-file", nil, "read environment variables from a file")
+	fs.StringVarP(&o.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&o.user, "user", "u", "", "user[:group] to run as, names or ids")
+	fs.StringVarP(&o.hostname, "hostname", "h", "", "container hostname (default: its name)")
+	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
+	fs.BoolP("help", "", false, "show this help")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		e.errorf("\"pelagos run\" requires at least 1 argument: pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]")
+		return exitFailure
+	}
+	if o.tty {
+		e.errorf("-t/--tty is not available in this version of pelagos: run without -t (output still streams to your terminal)")
+		return exitFailure
+	}
+	if o.detach && o.rm && o.interactive {
+		e.errorf("--detach and --interactive cannot be combined")
+		return exitFailure
+	}
+	envs, err := buildEnv(o.envFiles, o.env, os.LookupEnv)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	cfg := pdbus.ContainerConfig{
+		Image: rest[0], Name: o.name, Env: envs, WorkingDir: o.workdir, User: o.user,
+		Hostname: o.hostname, AutoRemove: o.rm,
+	}
+	if len(rest) > 1 {
+		cfg.Command = rest[1:]
+	}
+	if fs.Changed("entrypoint") {
+		cfg.Entrypoint = []string{o.entrypoint}
+	}
+
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, id, err := c.CreateContainer(e.ctx, cfg)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	if o.detach {
+		if err := c.Start(e.ctx, path); err != nil {
+			e.callErr(err)
+			return exitCodeFor(err)
+		}
+		fmt.Fprintln(e.stdout, id)
+		return exitOK
+	}
+
+	stdin := e.stdin
+	if !o.interactive {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			e.errorf("open %s: %v", os.DevNull, err)
+			return exitFailure
+		}
+		defer devnull.Close()
+		stdin = devnull
+	}
+	if o.sigProxy {
+		stopProxy := proxySignals(e, c, path)
+		defer stopProxy()
+	}
+	code, err := c.StartWithStdio(e.ctx, path, stdin, e.stdout, e.stderr)
+	if err != nil {
+		e.callErr(err)
+		return exitCodeFor(err)
+	}
+	return int(code)
+}
+
+// exitCodeFor maps a failed start to Docker's codes: 127 for a missing
+// command, 126 for one that cannot run, 125 for everything else.
+func exitCodeFor(err error) int {
+	switch pdbus.CodeOf(err) {
+	case pdbus.ErrCommandNotFound:
+		return 127
+	case pdbus.ErrCommandNotExecutable:
+		return 126
+	}
+	return exitFailure
+}
+
+// proxySignals forwards the signals a terminal or a script sends to
+// `pelagos run` to the container, as docker run's sig-proxy does.
+func proxySignals(e *env, c *pdbus.Client, path godbus.ObjectPath) func() {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				if err := c.Kill(e.ctx, path, fmt.Sprint(int(s.(unix.Signal)))); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+					fmt.Fprintf(e.stderr, "pelagos: forward signal %v: %v\n", s, err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// buildEnv reads env files, then -e flags, in Docker's order. "KEY" alone
+// takes the caller's value and is dropped when the caller has none.
+func buildEnv(files, flags []string, lookup func(string) (string, bool)) ([]string, error) {
+	var out []string
+	add := func(entry, where string) error {
+		k, _, hasValue := strings.Cut(entry, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return fmt.Errorf("invalid environment variable %q in %s: use KEY=VALUE or KEY", entry, where)
+		}
+		if hasValue {
+			out = append(out, entry)
+		} else if v, ok := lookup(k); ok {
+			out = append(out, k+"="+v)
+		}
+		return nil
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		sc := bufio.NewScanner(fh)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if err := add(line, fmt.Sprintf("%s line %d", f, n)); err != nil {
+				fh.Close()
+				return nil, err
+			}
+		}
+		err = sc.Err()
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--env-file %s: %w", f, err)
+		}
+	}
+	for _, e := range flags {
+		if err := add(e, "-e"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

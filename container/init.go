@@ -1,0 +1,123 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// IsInit reports whether this process was started by Start as a
+// container's init and must call Init instead of its usual main.
+func IsInit() bool {
+	return len(os.Args) > 0 && os.Args[0] == initProcessArgv0 && os.Getpid() == 1
+}
+
+// Init is the child half of Start. It never returns: it either executes
+// the container's command or reports why it could not and exits.
+func Init() {
+	// Namespaces, credentials and the working directory belong to the
+	// process, but keep the whole setup on one thread to be safe with
+	// calls that are per-thread in the kernel (prctl, setns).
+	runtime.LockOSThread()
+	status := os.NewFile(initStatusFD, "status")
+	code, err := runInit(status)
+	// Reaching here means the command did not start.
+	b, _ := json.Marshal(message{Stage: "error", Error: err.Error(), Code: code})
+	status.Write(append(b, '\n'))
+	os.Exit(code)
+}
+
+func runInit(status *os.File) (int, error) {
+	specFile := os.NewFile(initSpecFD, "spec")
+	data, err := io.ReadAll(specFile)
+	specFile.Close()
+	if err != nil {
+		return ExitSetupFailed, fmt.Errorf("read container spec: %w", err)
+	}
+	var spec Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return ExitSetupFailed, fmt.Errorf("decode container spec: %w", err)
+	}
+	// The status pipe must vanish when the command starts: its EOF is
+	// the parent's signal that exec succeeded.
+	unix.CloseOnExec(initStatusFD)
+	unix.CloseOnExec(initGoFD)
+
+	if err := setupRootfs(&spec); err != nil {
+		return ExitSetupFailed, err
+	}
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return ExitSetupFailed, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+	}
+	if err := bringUpLoopback(); err != nil {
+		return ExitSetupFailed, err
+	}
+
+	if _, err := status.Write([]byte("{\"stage\":\"ready\"}\n")); err != nil {
+		return ExitSetupFailed, fmt.Errorf("report ready: %w", err)
+	}
+	goPipe := os.NewFile(initGoFD, "go")
+	var b [1]byte
+	if n, _ := goPipe.Read(b[:]); n != 1 {
+		return ExitSetupFailed, errors.New("start cancelled by the service")
+	}
+	goPipe.Close()
+
+	cred, home, err := resolveUser(spec.User)
+	if err != nil {
+		return ExitSetupFailed, err
+	}
+	env := withDefaultEnv(spec.Env, spec.Hostname, home)
+	if err := enterWorkdir(spec.Cwd, cred); err != nil {
+		return ExitSetupFailed, err
+	}
+	if err := applyCredential(cred); err != nil {
+		return ExitSetupFailed, err
+	}
+	if len(spec.Args) == 0 {
+		return ExitSetupFailed, errors.New("no command specified")
+	}
+	path, err := lookPath(spec.Args[0], envValue(env, "PATH"))
+	if err != nil {
+		return ExitNotFound, err
+	}
+	// Survive the service from here on (see Start).
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+		return ExitSetupFailed, fmt.Errorf("clear parent death signal: %w", err)
+	}
+	err = syscall.Exec(path, spec.Args, env)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return ExitNotFound, fmt.Errorf("exec %s: no such file or directory", spec.Args[0])
+	default:
+		return ExitCannotInvoke, fmt.Errorf("exec %s: %v", spec.Args[0], err)
+	}
+}
+
+// bringUpLoopback sets lo up in the new network namespace; the kernel
+// creates it down.
+func bringUpLoopback() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stdio are the three files the command gets as fds 0, 1 and 2.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// StartError reports a container that could not be started; Code is the
+// Docker-compatible exit code for it (125, 126 or 127).
+type StartError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// Process is a running container's first process as seen by its parent.
+type Process struct {
+	cmd *exec.Cmd
+	// Pid is the process id in the service's PID namespace.
+	Pid int
+}
+
+// Start creates the namespaces and the child, lets it prepare the root
+// filesystem, then calls beforeExec with the child's pid — so the caller
+// can record the container as running before the command can print a
+// single byte — and finally lets the child execute the command. It
+// returns once the command runs, or a *StartError when it could not.
+func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int) error) (*Process, error) {
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode container spec: %w", err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create spec pipe: %w", err)
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create status pipe: %w", err)
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create start pipe: %w", err)
+	}
+	defer goR.Close()
+	defer goW.Close()
+
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{initProcessArgv0}
+	cmd.Env = []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	cmd.ExtraFiles = []*os.File{specR, statusW, goR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
+			unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP | unix.CLONE_NEWNET,
+		Setsid: true,
+		// The child must not outlive a service crash during setup; it
+		// clears this right before it executes the command, so that a
+		// running container survives a restart of the service.
+		Pdeathsig: unix.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("create container namespaces: %v", err)}
+	}
+	// Only the child may hold these ends, so that EOF means it is gone.
+	specR.Close()
+	statusW.Close()
+	goR.Close()
+	p := &Process{cmd: cmd, Pid: cmd.Process.Pid}
+
+	fail := func(err error) (*Process, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	if _, err := specW.Write(specJSON); err != nil {
+		return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("send container spec: %v", err)})
+	}
+	specW.Close()
+
+	status := bufio.NewReader(statusR)
+	msg, err := readMessage(status)
+	if err != nil {
+		return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("container setup: %v", err)})
+	}
+	if msg.Stage != "ready" {
+		return fail(msg.asError())
+	}
+	if err := beforeExec(p.Pid); err != nil {
+		return fail(err)
+	}
+	if _, err := goW.Write([]byte{'g'}); err != nil {
+		return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("release container: %v", err)})
+	}
+	goW.Close()
+	// The status pipe is close-on-exec in the child: EOF without a message
+	// means the command is running.
+	msg, err = readMessage(status)
+	switch {
+	case errors.Is(err, io.EOF):
+		return p, nil
+	case err != nil:
+		return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("container start: %v", err)})
+	default:
+		return fail(msg.asError())
+	}
+}
+
+func readMessage(r *bufio.Reader) (*message, error) {
+	line, err := r.ReadBytes('\n')
+	if len(line) == 0 && err != nil {
+		return nil, err
+	}
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		return nil, fmt.Errorf("malformed status from container init: %q", line)
+	}
+	return &m, nil
+}
+
+func (m *message) asError() error {
+	code := m.Code
+	if code == 0 {
+		code = ExitSetupFailed
+	}
+	return &StartError{Code: code, Msg: m.Error}
+}
+
+// Signal sends sig to the container's first process.
+func (p *Process) Signal(sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the command to exit and returns its Docker-style exit
+// code: the exit status, or 128+N when killed by signal N.
+func (p *Process) Wait() (int, error) {
+	err := p.cmd.Wait()
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return ExitSetupFailed, fmt.Errorf("wait for container: %w", err)
+	}
+	if ws.Signaled() {
+		return ExitSignalBase + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}

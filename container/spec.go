@@ -1,0 +1,51 @@
+// Package container spawns a container process: new namespaces, the root
+// filesystem and its kernel filesystems, pivot_root, the user and the
+// environment, then the command. The parent half runs in pelagosd; the
+// child half (Init) runs in a fresh copy of the pelagosd binary that is
+// PID 1 of the new PID namespace until it executes the command.
+package container
+
+// Spec is everything the child needs to set up and start one container.
+// The service builds it from the image config and the user's options and
+// hands it to the child over a pipe as JSON.
+type Spec struct {
+	// Rootfs is the mounted root filesystem, a path in the service's
+	// mount namespace.
+	Rootfs string `json:"rootfs"`
+	// Hostname is set in the new UTS namespace.
+	Hostname string `json:"hostname"`
+	// Args is the full command line: entrypoint followed by command.
+	Args []string `json:"args"`
+	// Env is the environment of the command, KEY=VALUE.
+	Env []string `json:"env"`
+	// Cwd is the working directory inside the container; created when
+	// missing, as Docker does.
+	Cwd string `json:"cwd"`
+	// User is "", "name", "uid", "uid:gid", "name:group" resolved against
+	// the image's /etc/passwd and /etc/group.
+	User string `json:"user"`
+	// Files maps a path inside the container (/etc/hosts, /etc/hostname,
+	// /etc/resolv.conf) to a file in the service's namespace that is
+	// bind-mounted over it.
+	Files map[string]string `json:"files"`
+}
+
+// Exit codes follow Docker: the command's own status, or these when the
+// command never ran.
+const (
+	ExitSetupFailed  = 125 // pelagos itself failed
+	ExitCannotInvoke = 126 // the command exists but cannot be executed
+	ExitNotFound     = 127 // the command does not exist
+	ExitSignalBase   = 128 // 128+N: the command was killed by signal N
+	initProcessArgv0 = "pelagos-init"
+	initSpecFD       = 3
+	initStatusFD     = 4
+	initGoFD         = 5
+)
+
+// message is one line the child writes on its status pipe.
+type message struct {
+	Stage string `json:"stage"`           // "ready" or "error"
+	Error string `json:"error,omitempty"` // what failed, for "error"
+	Code  int    `json:"code,omitempty"`  // exit code the failure maps to
+}

@@ -1,0 +1,214 @@
+package dbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// Client is a typed client of the pelagos session API.
+type Client struct {
+	conn *godbus.Conn
+	mgr  godbus.BusObject
+}
+
+// ErrNoSessionBus is returned by Connect when no session bus can be
+// reached.
+var ErrNoSessionBus = errors.New("no D-Bus session bus")
+
+// Connect opens a private connection to the session bus. The service is
+// started by D-Bus activation on the first call.
+func Connect(ctx context.Context) (*Client, error) {
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		if rt := os.Getenv("XDG_RUNTIME_DIR"); rt == "" || !exists(rt+"/bus") {
+			return nil, fmt.Errorf("%w: DBUS_SESSION_BUS_ADDRESS is not set and $XDG_RUNTIME_DIR/bus does not exist; "+
+				"log in through a desktop or `systemd --user` session, or start one with `dbus-run-session -- $SHELL`", ErrNoSessionBus)
+		}
+	}
+	conn, err := godbus.SessionBusPrivate(godbus.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoSessionBus, err)
+	}
+	if err := conn.Auth(nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: authenticate: %v", ErrNoSessionBus, err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: hello: %v", ErrNoSessionBus, err)
+	}
+	return NewClient(conn), nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// NewClient wraps an open connection.
+func NewClient(conn *godbus.Conn) *Client {
+	return &Client{conn: conn, mgr: conn.Object(BusName, ManagerPath)}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Conn is the underlying connection.
+func (c *Client) Conn() *godbus.Conn { return c.conn }
+
+func (c *Client) call(ctx context.Context, obj godbus.BusObject, iface, method string, args []any, out ...any) error {
+	call := obj.CallWithContext(ctx, iface+"."+method, 0, args...)
+	if call.Err != nil {
+		return FromDBus(call.Err)
+	}
+	if len(out) > 0 {
+		if err := call.Store(out...); err != nil {
+			return fmt.Errorf("decode reply of %s: %w", method, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) container(path godbus.ObjectPath) godbus.BusObject {
+	return c.conn.Object(BusName, path)
+}
+
+// CreateContainer creates a container and returns its object path and id.
+func (c *Client) CreateContainer(ctx context.Context, cfg ContainerConfig) (godbus.ObjectPath, string, error) {
+	var path godbus.ObjectPath
+	var id string
+	err := c.call(ctx, c.mgr, ManagerInterface, "CreateContainer", []any{cfg.Options()}, &path, &id)
+	return path, id, err
+}
+
+// GetContainer finds a container by name, id or id prefix.
+func (c *Client) GetContainer(ctx context.Context, nameOrID string) (godbus.ObjectPath, error) {
+	var path godbus.ObjectPath
+	err := c.call(ctx, c.mgr, ManagerInterface, "GetContainer", []any{nameOrID}, &path)
+	return path, err
+}
+
+// StartWithStdio runs the container on the given files and returns its
+// exit code when it exits.
+func (c *Client) StartWithStdio(ctx context.Context, path godbus.ObjectPath, stdin, stdout, stderr *os.File) (int32, error) {
+	var code int32
+	args := []any{
+		godbus.UnixFD(stdin.Fd()), godbus.UnixFD(stdout.Fd()), godbus.UnixFD(stderr.Fd()),
+		map[string]godbus.Variant{},
+	}
+	err := c.call(ctx, c.container(path), ContainerIface, "StartWithStdio", args, &code)
+	return code, err
+}
+
+// Start runs the container with its output going to its log file.
+func (c *Client) Start(ctx context.Context, path godbus.ObjectPath) error {
+	return c.call(ctx, c.container(path), ContainerIface, "Start", []any{map[string]godbus.Variant{}})
+}
+
+// Wait waits until the container is not running and returns its exit code.
+func (c *Client) Wait(ctx context.Context, path godbus.ObjectPath) (int32, error) {
+	var code int32
+	err := c.call(ctx, c.container(path), ContainerIface, "Wait", nil, &code)
+	return code, err
+}
+
+// Kill sends a signal to the container.
+func (c *Client) Kill(ctx context.Context, path godbus.ObjectPath, signal string) error {
+	return c.call(ctx, c.container(path), ContainerIface, "Kill", []any{signal})
+}
+
+// ContainerSummary is one row of ListContainers.
+type ContainerSummary struct {
+	Path     godbus.ObjectPath
+	ID       string
+	Name     string
+	Image    string
+	Command  string
+	State    string
+	Created  int64 // µs since the epoch
+	ExitCode int32
+}
+
+// ListContainers lists running containers, or all with all.
+func (c *Client) ListContainers(ctx context.Context, all bool) ([]ContainerSummary, error) {
+	var rows []ContainerSummary
+	err := c.call(ctx, c.mgr, ManagerInterface, "ListContainers", []any{all}, &rows)
+	return rows, err
+}
+
+// RemoveContainer removes a container, killing it first with force.
+func (c *Client) RemoveContainer(ctx context.Context, nameOrID string, force bool) error {
+	return c.call(ctx, c.mgr, ManagerInterface, "RemoveContainer", []any{nameOrID, force})
+}
+
+// LoadedImage is one image a load brought in.
+type LoadedImage struct {
+	Path  godbus.ObjectPath
+	Names []string
+}
+
+// LoadImage loads the images of an open archive file.
+func (c *Client) LoadImage(ctx context.Context, archive *os.File) ([]LoadedImage, error) {
+	var out []LoadedImage
+	err := c.call(ctx, c.mgr, ManagerInterface, "LoadImage", []any{godbus.UnixFD(archive.Fd())}, &out)
+	return out, err
+}
+
+// ImportImage makes an image from an open rootfs tar.
+func (c *Client) ImportImage(ctx context.Context, rootfs *os.File, name string, opts ImportOptions) (godbus.ObjectPath, string, error) {
+	var path godbus.ObjectPath
+	var id string
+	err := c.call(ctx, c.mgr, ManagerInterface, "ImportImage", []any{godbus.UnixFD(rootfs.Fd()), name, opts.Options()}, &path, &id)
+	return path, id, err
+}
+
+// ImageSummary is one row of ListImages.
+type ImageSummary struct {
+	Path    godbus.ObjectPath
+	ID      string
+	Names   []string
+	Digest  string
+	Created int64 // µs since the epoch
+	Size    int64
+}
+
+// ListImages lists the stored images.
+func (c *Client) ListImages(ctx context.Context) ([]ImageSummary, error) {
+	var rows []ImageSummary
+	err := c.call(ctx, c.mgr, ManagerInterface, "ListImages", nil, &rows)
+	return rows, err
+}
+
+// RemoveImage removes an image and returns the ids removed.
+func (c *Client) RemoveImage(ctx context.Context, nameOrID string, force bool) ([]string, error) {
+	var removed []string
+	err := c.call(ctx, c.mgr, ManagerInterface, "RemoveImage", []any{nameOrID, force}, &removed)
+	return removed, err
+}
+
+// Properties returns every property of iface on the object at path.
+func (c *Client) Properties(ctx context.Context, path godbus.ObjectPath, iface string) (map[string]godbus.Variant, error) {
+	var props map[string]godbus.Variant
+	err := c.call(ctx, c.conn.Object(BusName, path), PropertiesIface, "GetAll", []any{iface}, &props)
+	return props, err
+}
+
+// ManagerProperties returns the Manager's properties.
+func (c *Client) ManagerProperties(ctx context.Context) (map[string]godbus.Variant, error) {
+	return c.Properties(ctx, ManagerPath, ManagerInterface)
+}
+
+// IsServiceUnknown reports whether err says the service could not be
+// found or activated.
+func IsServiceUnknown(err error) bool {
+	var de godbus.Error
+	if errors.As(err, &de) {
+		return strings.HasPrefix(de.Name, "org.freedesktop.DBus.Error.ServiceUnknown") ||
+			strings.HasPrefix(de.Name, "org.freedesktop.DBus.Error.Spawn")
+	}
+	return false
+}

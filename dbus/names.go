@@ -1,0 +1,48 @@
+// Package dbus is the pelagos D-Bus contract: the interface XML (the
+// source of truth, embedded here), the names, object paths and error
+// names it fixes, the conversion of option dictionaries, an object server
+// with org.freedesktop.DBus.ObjectManager, and a typed client.
+package dbus
+
+import (
+	_ "embed"
+	"fmt"
+
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// InterfaceXML is the introspection data of every pelagos interface.
+//
+//go:embed io.pelagos.Pelagos1.xml
+var InterfaceXML string
+
+// Names fixed by the contract.
+const (
+	BusName          = "io.pelagos.Pelagos1"
+	ManagerPath      = godbus.ObjectPath("/io/pelagos/Pelagos1")
+	ManagerInterface = "io.pelagos.Pelagos1.Manager"
+	ContainerIface   = "io.pelagos.Pelagos1.Container"
+	ImageIface       = "io.pelagos.Pelagos1.Image"
+	ErrorPrefix      = "io.pelagos.Pelagos1.Error."
+	APIVersion       = uint32(1)
+
+	ObjectManagerIface = "org.freedesktop.DBus.ObjectManager"
+	PropertiesIface    = "org.freedesktop.DBus.Properties"
+)
+
+// ContainerPath is the object path of the container with the given id.
+func ContainerPath(id string) godbus.ObjectPath {
+	return godbus.ObjectPath(fmt.Sprintf("%s/container/%s", ManagerPath, id))
+}
+
+// ImagePath is the object path of the image with the given id.
+func ImagePath(id string) godbus.ObjectPath {
+	return godbus.ObjectPath(fmt.Sprintf("%s/image/%s", ManagerPath, id))
+}
+
+// Container states.
+const (
+	StateCreated = "created"
+	StateRunning = "running"
+	StateExited  = "exited"
+)

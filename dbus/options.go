@@ -1,0 +1,187 @@
+package dbus
+
+import (
+	"sort"
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// ContainerConfig is the a{sv} argument of Manager.CreateContainer.
+type ContainerConfig struct {
+	Image      string
+	Command    []string
+	Entrypoint []string // nil: the image's; [""]: none
+	Name       string
+	Env        []string
+	WorkingDir string
+	User       string
+	Hostname   string
+	AutoRemove bool
+}
+
+// ImportOptions is the a{sv} argument of Manager.ImportImage.
+type ImportOptions struct {
+	Cmd        []string
+	Entrypoint []string
+	Env        []string
+	WorkingDir string
+	User       string
+	Message    string
+}
+
+// Options encodes the config for the bus, leaving out unset fields.
+func (c ContainerConfig) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{"Image": godbus.MakeVariant(c.Image)}
+	putStrings(m, "Command", c.Command)
+	putStrings(m, "Entrypoint", c.Entrypoint)
+	putString(m, "Name", c.Name)
+	putStrings(m, "Env", c.Env)
+	putString(m, "WorkingDir", c.WorkingDir)
+	putString(m, "User", c.User)
+	putString(m, "Hostname", c.Hostname)
+	if c.AutoRemove {
+		m["AutoRemove"] = godbus.MakeVariant(true)
+	}
+	return m
+}
+
+// Options encodes the import options for the bus.
+func (o ImportOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	putStrings(m, "Cmd", o.Cmd)
+	putStrings(m, "Entrypoint", o.Entrypoint)
+	putStrings(m, "Env", o.Env)
+	putString(m, "WorkingDir", o.WorkingDir)
+	putString(m, "User", o.User)
+	putString(m, "Message", o.Message)
+	return m
+}
+
+func putString(m map[string]godbus.Variant, k, v string) {
+	if v != "" {
+		m[k] = godbus.MakeVariant(v)
+	}
+}
+
+func putStrings(m map[string]godbus.Variant, k string, v []string) {
+	if v != nil {
+		m[k] = godbus.MakeVariant(v)
+	}
+}
+
+// decoder reads typed values out of an a{sv} and remembers the first
+// problem, so a parser reads like a list of fields.
+type decoder struct {
+	m    map[string]godbus.Variant
+	seen map[string]bool
+	err  error
+}
+
+func newDecoder(m map[string]godbus.Variant) *decoder {
+	return &decoder{m: m, seen: map[string]bool{}}
+}
+
+func (d *decoder) str(key string, dst *string) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	s, ok := v.Value().(string)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be a string (s), got %s", key, v.Signature())
+		return
+	}
+	*dst = s
+}
+
+func (d *decoder) strs(key string, dst *[]string) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	s, ok := v.Value().([]string)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be a string array (as), got %s", key, v.Signature())
+		return
+	}
+	if s == nil {
+		s = []string{}
+	}
+	*dst = s
+}
+
+func (d *decoder) boolean(key string, dst *bool) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	b, ok := v.Value().(bool)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be a boolean (b), got %s", key, v.Signature())
+		return
+	}
+	*dst = b
+}
+
+// finish reports the first type error, or else any key nobody asked for.
+func (d *decoder) finish(what string) error {
+	if d.err != nil {
+		return d.err
+	}
+	var unknown, known []string
+	for k := range d.m {
+		if !d.seen[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	for k := range d.seen {
+		known = append(known, k)
+	}
+	sort.Strings(unknown)
+	sort.Strings(known)
+	return Errorf(ErrInvalidArgument, "unknown %s option(s) %s; known: %s", what, strings.Join(unknown, ", "), strings.Join(known, ", "))
+}
+
+// ParseContainerConfig decodes and checks the a{sv} of CreateContainer.
+func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) {
+	var c ContainerConfig
+	d := newDecoder(m)
+	d.str("Image", &c.Image)
+	d.strs("Command", &c.Command)
+	d.strs("Entrypoint", &c.Entrypoint)
+	d.str("Name", &c.Name)
+	d.strs("Env", &c.Env)
+	d.str("WorkingDir", &c.WorkingDir)
+	d.str("User", &c.User)
+	d.str("Hostname", &c.Hostname)
+	d.boolean("AutoRemove", &c.AutoRemove)
+	if err := d.finish("container"); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// ParseImportOptions decodes and checks the a{sv} of ImportImage.
+func ParseImportOptions(m map[string]godbus.Variant) (ImportOptions, error) {
+	var o ImportOptions
+	d := newDecoder(m)
+	d.strs("Cmd", &o.Cmd)
+	d.strs("Entrypoint", &o.Entrypoint)
+	d.strs("Env", &o.Env)
+	d.str("WorkingDir", &o.WorkingDir)
+	d.str("User", &o.User)
+	d.str("Message", &o.Message)
+	return o, d.finish("import")
+}
+
+// ParseNoOptions checks that an a{sv} reserved for the future is empty.
+func ParseNoOptions(m map[string]godbus.Variant, what string) error {
+	return newDecoder(m).finish(what)
+}

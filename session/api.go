@@ -1,0 +1,388 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	godbus "github.com/godbus/dbus/v5"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/container"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+	"github.com/pelagos-containers/pelagos/images"
+)
+
+// managerAPI is the io.pelagos.Pelagos1.Manager interface. Its methods
+// are called by godbus, one goroutine per call; each validates its
+// arguments and maps failures to named errors.
+type managerAPI struct{ m *Manager }
+
+// CreateContainer implements the method of the same name.
+func (a *managerAPI) CreateContainer(config map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
+	a.m.touch()
+	cfg, err := pdbus.ParseContainerConfig(config)
+	if err != nil {
+		return "", "", asDBusErr(err)
+	}
+	c, err := a.m.createContainer(a.m.ctx, cfg)
+	if err != nil {
+		return "", "", asDBusErr(err)
+	}
+	return c.obj.Path, c.rec.ID, nil
+}
+
+// GetContainer implements the method of the same name.
+func (a *managerAPI) GetContainer(nameOrID string) (godbus.ObjectPath, *godbus.Error) {
+	a.m.touch()
+	c, err := a.m.lookup(nameOrID)
+	if err != nil {
+		return "", asDBusErr(err)
+	}
+	return pdbus.ContainerPath(c.rec.ID), nil
+}
+
+type containerRow struct {
+	Path     godbus.ObjectPath
+	ID       string
+	Name     string
+	Image    string
+	Command  string
+	State    string
+	Created  int64
+	ExitCode int32
+}
+
+// ListContainers implements the method of the same name.
+func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
+	a.m.touch()
+	a.m.mu.Lock()
+	cs := make([]*ctr, 0, len(a.m.containers))
+	for _, c := range a.m.containers {
+		cs = append(cs, c)
+	}
+	a.m.mu.Unlock()
+	rows := []containerRow{}
+	for _, c := range cs {
+		c.mu.Lock()
+		r := c.rec
+		c.mu.Unlock()
+		if r.ID == "" || (!all && r.State != pdbus.StateRunning) {
+			continue
+		}
+		rows = append(rows, containerRow{
+			Path: pdbus.ContainerPath(r.ID), ID: r.ID, Name: r.Name, Image: r.Image,
+			Command: shellJoin(r.Args), State: r.State, Created: r.CreatedAt.UnixMicro(), ExitCode: int32(r.ExitCode),
+		})
+	}
+	return rows, nil
+}
+
+// RemoveContainer implements the method of the same name.
+func (a *managerAPI) RemoveContainer(nameOrID string, force bool) *godbus.Error {
+	a.m.touch()
+	c, err := a.m.lookup(nameOrID)
+	if err != nil {
+		return asDBusErr(err)
+	}
+	return asDBusErr(a.m.removeContainer(c, force))
+}
+
+type loadedRow struct {
+	Path  godbus.ObjectPath
+	Names []string
+}
+
+// LoadImage implements the method of the same name.
+func (a *managerAPI) LoadImage(archive godbus.UnixFD) ([]loadedRow, *godbus.Error) {
+	a.m.touch()
+	f, err := receivedFile(archive, "archive")
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	defer f.Close()
+	return a.load(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+}
+
+// LoadImageFromFile implements the method of the same name.
+func (a *managerAPI) LoadImageFromFile(path string) ([]loadedRow, *godbus.Error) {
+	a.m.touch()
+	if err := checkClientPath(path); err != nil {
+		return nil, asDBusErr(err)
+	}
+	return a.load(path)
+}
+
+func (a *managerAPI) load(path string) ([]loadedRow, *godbus.Error) {
+	loaded, err := a.m.store.Load(a.m.ctx, path)
+	if serr := a.m.syncImages(); serr != nil {
+		a.m.log.Warn("refresh image objects", "err", serr)
+	}
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	rows := make([]loadedRow, 0, len(loaded))
+	for _, l := range loaded {
+		rows = append(rows, loadedRow{Path: pdbus.ImagePath(l.ID), Names: append([]string{}, l.Names...)})
+	}
+	return rows, nil
+}
+
+// ImportImage implements the method of the same name.
+func (a *managerAPI) ImportImage(rootfs godbus.UnixFD, name string, options map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
+	a.m.touch()
+	f, err := receivedFile(rootfs, "rootfs")
+	if err != nil {
+		return "", "", asDBusErr(err)
+	}
+	defer f.Close()
+	return a.importImage(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), name, options)
+}
+
+// ImportImageFromFile implements the method of the same name.
+func (a *managerAPI) ImportImageFromFile(path, name string, options map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
+	a.m.touch()
+	if err := checkClientPath(path); err != nil {
+		return "", "", asDBusErr(err)
+	}
+	return a.importImage(path, name, options)
+}
+
+func (a *managerAPI) importImage(path, name string, options map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
+	o, err := pdbus.ParseImportOptions(options)
+	if err != nil {
+		return "", "", asDBusErr(err)
+	}
+	l, err := a.m.store.Import(a.m.ctx, path, name, images.ImportOptions{
+		Config: imgspecv1.ImageConfig{
+			Cmd: o.Cmd, Entrypoint: o.Entrypoint, Env: o.Env, WorkingDir: o.WorkingDir, User: o.User,
+		},
+		Message: o.Message,
+	})
+	if serr := a.m.syncImages(); serr != nil {
+		a.m.log.Warn("refresh image objects", "err", serr)
+	}
+	if err != nil {
+		if name != "" && pdbus.CodeOf(err) == "" && isNameError(err) {
+			return "", "", asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
+		}
+		return "", "", asDBusErr(err)
+	}
+	return pdbus.ImagePath(l.ID), l.ID, nil
+}
+
+// GetImage implements the method of the same name.
+func (a *managerAPI) GetImage(nameOrID string) (godbus.ObjectPath, *godbus.Error) {
+	a.m.touch()
+	img, err := a.m.store.Resolve(nameOrID)
+	if err != nil {
+		return "", asDBusErr(err)
+	}
+	return pdbus.ImagePath(img.ID), nil
+}
+
+type imageRow struct {
+	Path    godbus.ObjectPath
+	ID      string
+	Names   []string
+	Digest  string
+	Created int64
+	Size    int64
+}
+
+// ListImages implements the method of the same name.
+func (a *managerAPI) ListImages() ([]imageRow, *godbus.Error) {
+	a.m.touch()
+	imgs, err := a.m.store.List()
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	rows := make([]imageRow, 0, len(imgs))
+	for _, img := range imgs {
+		rows = append(rows, imageRow{
+			Path: pdbus.ImagePath(img.ID), ID: img.ID, Names: append([]string{}, img.Names...),
+			Digest: img.Digest, Created: img.Created.UnixMicro(), Size: img.Size,
+		})
+	}
+	return rows, nil
+}
+
+// RemoveImage implements the method of the same name.
+func (a *managerAPI) RemoveImage(nameOrID string, force bool) ([]string, *godbus.Error) {
+	a.m.touch()
+	removed, err := a.m.removeImage(nameOrID, force)
+	return removed, asDBusErr(err)
+}
+
+// removeImage removes an image; with force, the containers using it go
+// first.
+func (m *Manager) removeImage(nameOrID string, force bool) ([]string, error) {
+	img, err := m.store.Resolve(nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	var users []*ctr
+	m.mu.Lock()
+	for _, c := range m.containers {
+		if c.rec.ImageID == img.ID {
+			users = append(users, c)
+		}
+	}
+	m.mu.Unlock()
+	var removed []string
+	if len(users) > 0 && !force {
+		var names []string
+		for _, c := range users {
+			names = append(names, c.name())
+		}
+		return nil, pdbus.Errorf(pdbus.ErrImageInUse, "image %s is in use by container(s) %v: remove them first, or use `pelagos rmi -f`", nameOrID, names)
+	}
+	for _, c := range users {
+		id := c.rec.ID
+		if err := m.removeContainer(c, true); err != nil {
+			return removed, err
+		}
+		removed = append(removed, id)
+	}
+	err = m.store.Remove(img.ID, force)
+	if serr := m.syncImages(); serr != nil {
+		m.log.Warn("refresh image objects", "err", serr)
+	}
+	if err != nil {
+		return removed, err
+	}
+	return append(removed, img.ID), nil
+}
+
+// containerAPI is the io.pelagos.Pelagos1.Container interface of one
+// container.
+type containerAPI struct{ c *ctr }
+
+// Start implements the method of the same name.
+func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
+	a.c.m.touch()
+	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
+		return asDBusErr(err)
+	}
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		return asDBusErr(err)
+	}
+	defer stdin.Close()
+	log, err := os.OpenFile(a.c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return asDBusErr(fmt.Errorf("open log: %w", err))
+	}
+	defer log.Close()
+	return a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log})
+}
+
+// StartWithStdio implements the method of the same name.
+func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
+	a.c.m.touch()
+	files := make([]*os.File, 0, 3)
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i, fd := range []godbus.UnixFD{stdin, stdout, stderr} {
+		f, err := receivedFile(fd, [...]string{"stdin", "stdout", "stderr"}[i])
+		if err != nil {
+			return 0, asDBusErr(err)
+		}
+		files = append(files, f)
+	}
+	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
+		return 0, asDBusErr(err)
+	}
+	if derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}); derr != nil {
+		return 0, derr
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	files = nil
+	code, err := a.c.wait(context.Background())
+	return int32(code), asDBusErr(err)
+}
+
+// startOrCleanup starts c; an auto-remove container that cannot start is
+// removed at once, since nothing will ever run it.
+func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio) *godbus.Error {
+	err := c.start(m.ctx, stdio)
+	if err != nil && c.rec.AutoRemove {
+		if rerr := m.removeContainer(c, false); rerr != nil {
+			m.log.Warn("remove container that failed to start", "id", c.rec.ID, "err", rerr)
+		}
+	}
+	return asDBusErr(err)
+}
+
+// Wait implements the method of the same name.
+func (a *containerAPI) Wait() (int32, *godbus.Error) {
+	a.c.m.touch()
+	code, err := a.c.wait(context.Background())
+	return int32(code), asDBusErr(err)
+}
+
+// Kill implements the method of the same name.
+func (a *containerAPI) Kill(signal string) *godbus.Error {
+	a.c.m.touch()
+	sig, err := parseSignal(signal)
+	if err != nil {
+		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
+	}
+	return asDBusErr(a.c.kill(sig))
+}
+
+// Remove implements the method of the same name.
+func (a *containerAPI) Remove(force bool) *godbus.Error {
+	a.c.m.touch()
+	return asDBusErr(a.c.m.removeContainer(a.c, force))
+}
+
+// imageAPI is the io.pelagos.Pelagos1.Image interface of one image.
+type imageAPI struct {
+	m  *Manager
+	id string
+}
+
+// Remove implements the method of the same name.
+func (a *imageAPI) Remove(force bool) ([]string, *godbus.Error) {
+	a.m.touch()
+	removed, err := a.m.removeImage(a.id, force)
+	return removed, asDBusErr(err)
+}
+
+// receivedFile wraps an fd that arrived with a call. It must be an open
+// regular file, pipe, socket or terminal — never a directory, which would
+// let a path-based API be bypassed.
+func receivedFile(fd godbus.UnixFD, what string) (*os.File, error) {
+	if fd < 0 {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%s: not a file descriptor", what)
+	}
+	unix.CloseOnExec(int(fd))
+	f := os.NewFile(uintptr(fd), what)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%s: %v", what, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%s: is a directory", what)
+	}
+	return f, nil
+}
+
+// checkClientPath accepts only absolute paths from callers: the service's
+// working directory means nothing to them.
+func checkClientPath(p string) error {
+	if p == "" || !filepath.IsAbs(p) {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "path %q is not absolute: pass the full path of the file", p)
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5/prop"
+	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/container"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// ctr is one container of the manager.
+type ctr struct {
+	m   *Manager
+	dir string
+
+	mu      sync.Mutex
+	rec     record
+	obj     *pdbus.Object
+	proc    *container.Process
+	done    chan struct{} // closed when the current run has ended
+	removed bool
+}
+
+func (c *ctr) name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Name
+}
+
+func (c *ctr) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.State == pdbus.StateRunning
+}
+
+func (c *ctr) export() error {
+	r := &c.rec
+	props := map[string]*prop.Prop{
+		"Id":         constProp(r.ID),
+		"Name":       constProp(r.Name),
+		"Image":      constProp(r.Image),
+		"ImageId":    constProp(r.ImageID),
+		"Command":    constProp(r.Args),
+		"Hostname":   constProp(r.Hostname),
+		"AutoRemove": constProp(r.AutoRemove),
+		"CreatedAt":  constProp(usec(r.CreatedAt)),
+		"LogPath":    constProp(c.logPath()),
+		"State":      {Value: r.State, Emit: prop.EmitTrue},
+		"ExitCode":   {Value: int32(r.ExitCode), Emit: prop.EmitTrue},
+		"Pid":        {Value: uint32(r.Pid), Emit: prop.EmitTrue},
+		"StartedAt":  {Value: usec(r.StartedAt), Emit: prop.EmitTrue},
+		"FinishedAt": {Value: usec(r.FinishedAt), Emit: prop.EmitTrue},
+		"Error":      {Value: r.Error, Emit: prop.EmitTrue},
+	}
+	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
+	if err != nil {
+		return err
+	}
+	c.obj = obj
+	return nil
+}
+
+func (c *ctr) logPath() string { return filepath.Join(c.dir, "ctr.log") }
+
+// publishLocked saves the record and announces the changed state. Call
+// with c.mu held.
+func (c *ctr) publishLocked() {
+	if err := c.rec.save(c.dir); err != nil {
+		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
+	}
+	if c.obj == nil {
+		return
+	}
+	r := &c.rec
+	set := func(name string, v any) { c.obj.Props.SetMust(pdbus.ContainerIface, name, v) }
+	set("Pid", uint32(r.Pid))
+	set("ExitCode", int32(r.ExitCode))
+	set("StartedAt", usec(r.StartedAt))
+	set("FinishedAt", usec(r.FinishedAt))
+	set("Error", r.Error)
+	// State last: a client that reacts to it sees the other values set.
+	set("State", r.State)
+	c.m.emit("ContainerStateChanged", c.obj.Path, r.ID, r.State, int32(r.ExitCode))
+}
+
+// recover fixes up the record of a container found on disk when the
+// service starts: a container recorded as running whose process is gone
+// ended while no service was watching it.
+func (c *ctr) recover() {
+	r := &c.rec
+	if r.State != pdbus.StateRunning {
+		return
+	}
+	if r.Pid > 0 && processStartTime(r.Pid) == r.PidStart {
+		// Still running, but not our child: its exit status cannot be
+		// read, only its end noticed.
+		c.done = make(chan struct{})
+		go c.watchForeign(r.Pid)
+		return
+	}
+	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, -1, 0, time.Now()
+	if err := r.save(c.dir); err != nil {
+		c.m.log.Error("save container state", "id", r.ID, "err", err)
+	}
+}
+
+// watchForeign waits for a process that a previous run of the service
+// started.
+func (c *ctr) watchForeign(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	c.mu.Lock()
+	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, -1, 0, time.Now()
+	c.publishLocked()
+	close(c.done)
+	c.mu.Unlock()
+	c.m.store.UnmountLayer(c.rec.ID)
+}
+
+// start runs the container on stdio and returns once its command runs.
+func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return pdbus.Errorf(pdbus.ErrNoSuchContainer, "no such container: %s", c.rec.ID)
+	}
+	if c.rec.State == pdbus.StateRunning {
+		return pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
+	}
+	rootfs, err := c.m.store.MountLayer(c.rec.ID)
+	if err != nil {
+		return err
+	}
+	files, err := c.writeEtcFiles()
+	if err != nil {
+		c.m.store.UnmountLayer(c.rec.ID)
+		return err
+	}
+	spec := &container.Spec{
+		Rootfs:   rootfs,
+		Hostname: c.rec.Hostname,
+		Args:     c.rec.Args,
+		Env:      c.rec.Env,
+		Cwd:      c.rec.WorkingDir,
+		User:     c.rec.User,
+		Files:    files,
+	}
+	done := make(chan struct{})
+	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
+		// State is visible before the command can print anything.
+		c.rec.State, c.rec.Pid, c.rec.PidStart = pdbus.StateRunning, pid, processStartTime(pid)
+		c.rec.StartedAt, c.rec.FinishedAt, c.rec.ExitCode, c.rec.Error = time.Now(), time.Time{}, 0, ""
+		c.done = done
+		c.publishLocked()
+		return nil
+	})
+	if err != nil {
+		c.m.store.UnmountLayer(c.rec.ID)
+		code, msg := container.ExitSetupFailed, err.Error()
+		var se *container.StartError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.Error = pdbus.StateExited, code, 0, msg
+		c.rec.FinishedAt = time.Now()
+		if c.done == done {
+			close(done)
+		}
+		c.publishLocked()
+		switch code {
+		case container.ExitNotFound:
+			return pdbus.Errorf(pdbus.ErrCommandNotFound, "%s", msg)
+		case container.ExitCannotInvoke:
+			return pdbus.Errorf(pdbus.ErrCommandNotExecutable, "%s", msg)
+		}
+		return pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
+	}
+	c.proc = proc
+	go c.reap(proc, done)
+	return nil
+}
+
+// reap waits for the command to exit, records the exit and releases the
+// root filesystem (and the whole container with AutoRemove).
+func (c *ctr) reap(proc *container.Process, done chan struct{}) {
+	code, err := proc.Wait()
+	if err != nil {
+		c.m.log.Warn("wait for container", "id", c.rec.ID, "err", err)
+	}
+	c.mu.Lock()
+	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, time.Now()
+	c.proc = nil
+	c.publishLocked()
+	autoRemove := c.rec.AutoRemove
+	c.mu.Unlock()
+	if err := c.m.store.UnmountLayer(c.rec.ID); err != nil {
+		c.m.log.Warn("unmount container", "id", c.rec.ID, "err", err)
+	}
+	if autoRemove {
+		if err := c.m.removeContainer(c, false); err != nil {
+			c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
+		}
+	}
+	close(done)
+}
+
+// wait blocks until the container is not running and returns its exit
+// code.
+func (c *ctr) wait(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	done := c.done
+	running := c.rec.State == pdbus.StateRunning
+	c.mu.Unlock()
+	if running && done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.ExitCode, nil
+}
+
+// kill signals the container's first process.
+func (c *ctr) kill(sig unix.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State != pdbus.StateRunning || c.rec.Pid == 0 {
+		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
+	}
+	if c.proc != nil {
+		return c.proc.Signal(sig)
+	}
+	// A container of an earlier service run: check the pid is still it.
+	if processStartTime(c.rec.Pid) != c.rec.PidStart {
+		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
+	}
+	return unix.Kill(c.rec.Pid, sig)
+}
+
+// writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf into its directory and returns what to mount where.
+func (c *ctr) writeEtcFiles() (map[string]string, error) {
+	h := c.rec.Hostname
+	hosts := "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + h + "\n"
+	resolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		resolv = nil
+	}
+	files := map[string]string{}
+	for name, content := range map[string][]byte{
+		"hosts":       []byte(hosts),
+		"hostname":    []byte(h + "\n"),
+		"resolv.conf": resolv,
+	} {
+		p := filepath.Join(c.dir, name)
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		files["/etc/"+name] = p
+	}
+	return files, nil
+}
+
+// processStartTime reads field 22 of /proc/PID/stat, which together with
+// the pid identifies a process across pid reuse; 0 when it is gone.
+func processStartTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// parseSignal accepts "KILL", "SIGKILL", "kill" and "9".
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal number %d: use 1-64", n)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q: use a name like TERM or KILL, or a number", s)
+}

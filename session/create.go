@@ -1,0 +1,214 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// createContainer validates cfg against the image, makes the writable
+// layer and the state directory, and exports the new container. On any
+// failure nothing of it remains.
+func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig) (c *ctr, err error) {
+	if cfg.Image == "" {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "no image given: name one, e.g. `pelagos run IMAGE [COMMAND]`")
+	}
+	if cfg.Name != "" {
+		if err := checkName(cfg.Name); err != nil {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err)
+		}
+	}
+	if cfg.WorkingDir != "" && !filepath.IsAbs(cfg.WorkingDir) {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "working directory %q is not absolute: give a path starting with /", cfg.WorkingDir)
+	}
+	for _, e := range cfg.Env {
+		if k, _, _ := strings.Cut(e, "="); k == "" || strings.ContainsRune(e, 0) {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "invalid environment entry %q: use KEY=VALUE", e)
+		}
+	}
+	img, err := m.store.Resolve(cfg.Image)
+	if err != nil {
+		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", cfg.Image)
+	}
+	icfg, err := m.store.Config(ctx, img.ID)
+	if err != nil {
+		return nil, err
+	}
+	args := commandLine(icfg.Config, cfg)
+	if len(args) == 0 {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "no command specified: image %s has no Entrypoint or Cmd; give one after the image name", cfg.Image)
+	}
+	for _, a := range args {
+		if strings.ContainsRune(a, 0) {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "command argument contains a NUL byte")
+		}
+	}
+	workdir := cfg.WorkingDir
+	if workdir == "" {
+		workdir = icfg.Config.WorkingDir
+	}
+	if workdir == "" {
+		workdir = "/"
+	}
+	userSpec := cfg.User
+	if userSpec == "" {
+		userSpec = icfg.Config.User
+	}
+
+	// The name is reserved under the lock, together with the record that
+	// holds it, so two concurrent creates cannot both take it.
+	m.mu.Lock()
+	name := cfg.Name
+	if name == "" {
+		name = nextDefaultName(func(n string) bool { return m.nameTakenLocked(n) != nil })
+	} else if other := m.nameTakenLocked(name); other != nil {
+		m.mu.Unlock()
+		other.mu.Lock()
+		id, state := other.rec.ID, other.rec.State
+		other.mu.Unlock()
+		return nil, pdbus.Errorf(pdbus.ErrNameInUse, "the container name %q is already in use by %s (%s): remove it with `pelagos rm %s` or choose another name", name, id[:12], state, name)
+	}
+	placeholder := &ctr{m: m, rec: record{Name: name}}
+	reserveID := "reserving-" + name
+	m.containers[reserveID] = placeholder
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.containers, reserveID)
+		if err == nil {
+			m.containers[c.rec.ID] = c
+		}
+		m.mu.Unlock()
+		if err == nil {
+			m.emit("ContainerAdded", c.obj.Path, c.rec.ID)
+		}
+	}()
+
+	id, err := m.store.CreateLayer(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(m.paths.Containers(), id)
+	cleanup := func() {
+		os.RemoveAll(dir)
+		m.store.DeleteLayer(id)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("create container directory: %w", err)
+	}
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = name
+	}
+	c = &ctr{m: m, dir: dir, rec: record{
+		ID: id, Name: name, Image: cfg.Image, ImageID: img.ID, Args: args,
+		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
+		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
+		State: pdbus.StateCreated,
+	}}
+	if err := c.rec.save(dir); err != nil {
+		cleanup()
+		return nil, err
+	}
+	if err := c.export(); err != nil {
+		cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+// commandLine combines the image's Entrypoint and Cmd with the user's, as
+// Docker does: a user command replaces Cmd; a user entrypoint replaces the
+// Entrypoint and drops the image's Cmd; [""] means no entrypoint.
+func commandLine(img imgspecv1.ImageConfig, cfg pdbus.ContainerConfig) []string {
+	entry, cmd := img.Entrypoint, img.Cmd
+	if cfg.Entrypoint != nil {
+		entry, cmd = cfg.Entrypoint, nil
+		if len(entry) == 1 && entry[0] == "" {
+			entry = nil
+		}
+	}
+	if len(cfg.Command) > 0 {
+		cmd = cfg.Command
+	}
+	return append(append([]string(nil), entry...), cmd...)
+}
+
+// mergeEnv overlays user KEY=VALUE entries on the image's, keeping the
+// image's order and appending new keys.
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	index := map[string]int{}
+	for i, e := range out {
+		k, _, _ := strings.Cut(e, "=")
+		index[k] = i
+	}
+	for _, e := range over {
+		k, _, _ := strings.Cut(e, "=")
+		if i, ok := index[k]; ok {
+			out[i] = e
+		} else {
+			index[k] = len(out)
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// removeContainer removes a container's object, files and layer. A
+// running container is refused unless force, which kills it first.
+func (m *Manager) removeContainer(c *ctr, force bool) error {
+	c.mu.Lock()
+	if c.removed {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.rec.State == pdbus.StateRunning {
+		if !force {
+			name := c.rec.Name
+			c.mu.Unlock()
+			return pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is running: stop it first, or remove it with `pelagos rm -f %s`", name, name)
+		}
+		done := c.done
+		c.mu.Unlock()
+		if err := c.kill(9); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+			return fmt.Errorf("kill %s: %w", c.rec.Name, err)
+		}
+		if done != nil {
+			<-done
+		}
+		c.mu.Lock()
+		if c.removed {
+			c.mu.Unlock()
+			return nil
+		}
+	}
+	c.removed = true
+	id := c.rec.ID
+	c.mu.Unlock()
+
+	m.mu.Lock()
+	delete(m.containers, id)
+	m.mu.Unlock()
+	m.server.Unexport(pdbus.ContainerPath(id))
+	m.emit("ContainerRemoved", pdbus.ContainerPath(id), id)
+	var errs []error
+	if err := m.store.DeleteLayer(id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", c.dir, err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove container %s: %v", id, errs)
+	}
+	return nil
+}

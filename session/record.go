@@ -1,0 +1,89 @@
+package session
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// record is what the service knows about one container; it is saved as
+// container.json in the container's directory after every change, so a
+// restarted service finds every container as it was.
+type record struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Image      string    `json:"image"`
+	ImageID    string    `json:"imageId"`
+	Args       []string  `json:"args"`
+	Env        []string  `json:"env"`
+	WorkingDir string    `json:"workingDir"`
+	User       string    `json:"user"`
+	Hostname   string    `json:"hostname"`
+	AutoRemove bool      `json:"autoRemove"`
+	CreatedAt  time.Time `json:"createdAt"`
+
+	State      string    `json:"state"`
+	ExitCode   int       `json:"exitCode"`
+	Pid        int       `json:"pid"`
+	PidStart   uint64    `json:"pidStart"` // start time of Pid, to notice pid reuse
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Error      string    `json:"error"`
+}
+
+const recordFile = "container.json"
+
+// save writes the record atomically: a crash leaves the old or the new
+// file, never half of one.
+func (r *record) save(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state of %s: %w", r.ID, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".container.json-")
+	if err != nil {
+		return fmt.Errorf("save state of %s: %w", r.ID, err)
+	}
+	_, werr := tmp.Write(b)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := firstErr(werr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("save state of %s: %w", r.ID, err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, recordFile)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("save state of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func loadRecord(dir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", filepath.Join(dir, recordFile), err)
+	}
+	return &r, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func usec(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixMicro())
+}
