@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestBuildEnv(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "env")
+	os.WriteFile(f, []byte("# c\nA=1\n\nFROMHOST\n"), 0o644)
+	lookup := func(k string) (string, bool) {
+		if k == "FROMHOST" {
+			return "h", true
+		}
+		return "", false
+	}
+	got, err := buildEnv([]string{f}, []string{"B=2", "MISSING", "A=3"}, lookup)
+	want := []string{"A=1", "FROMHOST=h", "B=2", "A=3"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q %v", got, err)
+	}
+	if _, err := buildEnv(nil, []string{"=x"}, lookup); err == nil {
+		t.Fatal("empty key accepted")
+	}
+}
+
+func TestParseChanges(t *testing.T) {
+	o, err := parseChanges([]string{`CMD ["echo","hi"]`, "ENTRYPOINT /run.sh", "ENV A=b c", "WORKDIR /w", "USER bob", "ENV=X 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.Cmd, []string{"echo", "hi"}) || !reflect.DeepEqual(o.Entrypoint, []string{"/bin/sh", "-c", "/run.sh"}) ||
+		!reflect.DeepEqual(o.Env, []string{"A=b c", "X=1"}) || o.WorkingDir != "/w" || o.User != "bob" {
+		t.Fatalf("got %+v", o)
+	}
+	for _, bad := range []string{"FROM x", "WORKDIR rel", "CMD [broken", "ENV", "USER"} {
+		if _, err := parseChanges([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestSplitRepoTag(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"localhost/busybox:latest":     {"localhost/busybox", "latest"},
+		"localhost:5000/x/y:1.0":       {"localhost:5000/x/y", "1.0"},
+		"localhost:5000/x":             {"localhost:5000/x", "<none>"},
+		"docker.io/library/a@sha256:1": {"docker.io/library/a", "<none>"},
+	} {
+		r, tag := splitRepoTag(in)
+		if r != want[0] || tag != want[1] {
+			t.Errorf("%s: got %s %s", in, r, tag)
+		}
+	}
+}
+
+func TestHumanFormats(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "Less than a second", 5 * time.Second: "5 seconds", 90 * time.Second: "About a minute",
+		10 * time.Minute: "10 minutes", 3 * time.Hour: "3 hours", 72 * time.Hour: "3 days",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("%v: %q", d, got)
+		}
+	}
+	for n, want := range map[int64]string{999: "999 B", 145408: "145 kB", 2190000: "2.19 MB", -1: "unknown"} {
+		if got := humanSize(n); got != want {
+			t.Errorf("%d: %q", n, got)
+		}
+	}
+}
