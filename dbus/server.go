@@ -106,7 +106,8 @@ func (s *Server) Export(path godbus.ObjectPath, iface string, methods any, props
 	node := &introspect.Node{
 		Name: string(path),
 		Interfaces: []introspect.Interface{
-			introspect.IntrospectData, prop.IntrospectData, peerIntrospectData, spec,
+			// NewIntrospectable adds Introspectable and Peer itself.
+			prop.IntrospectData, spec,
 		},
 	}
 	if path == s.root {
@@ -159,7 +160,7 @@ func (s *Server) refreshParents() {
 	for _, dir := range []string{string(s.root) + "/container", string(s.root) + "/image"} {
 		kids := children[dir]
 		sort.Slice(kids, func(i, j int) bool { return kids[i].Name < kids[j].Name })
-		node := &introspect.Node{Name: dir, Interfaces: []introspect.Interface{introspect.IntrospectData}, Children: kids}
+		node := &introspect.Node{Name: dir, Children: kids}
 		s.conn.Export(introspect.NewIntrospectable(node), godbus.ObjectPath(dir), "org.freedesktop.DBus.Introspectable")
 	}
 }
@@ -170,14 +171,6 @@ func splitPath(p godbus.ObjectPath) (string, string) {
 		return "", string(p)
 	}
 	return string(p)[:i], string(p)[i+1:]
-}
-
-var peerIntrospectData = introspect.Interface{
-	Name: "org.freedesktop.DBus.Peer",
-	Methods: []introspect.Method{
-		{Name: "Ping"},
-		{Name: "GetMachineId", Args: []introspect.Arg{{Name: "machine_uuid", Type: "s", Direction: "out"}}},
-	},
 }
 
 var objectManagerIntrospectData = introspect.Interface{

@@ -103,8 +103,17 @@ func (s *Store) Load(ctx context.Context, path string) ([]Loaded, error) {
 	var out []Loaded
 	switch kind {
 	case kindOCI:
-		for i, refName := range ociRefs {
-			src, err := ociarchive.NewReference(path, fmt.Sprintf("@%d", i))
+		unnamed := 0
+		for _, refName := range ociRefs {
+			if refName == "" {
+				unnamed++
+			}
+		}
+		if unnamed > 0 && len(ociRefs) > 1 {
+			return nil, fmt.Errorf("load %s: %w: %d of its %d images carry no org.opencontainers.image.ref.name annotation, so they cannot be told apart", path, ErrInvalidArchive, unnamed, len(ociRefs))
+		}
+		for _, refName := range ociRefs {
+			src, err := ociarchive.NewReference(path, refName)
 			if err != nil {
 				return out, fmt.Errorf("load %s: %w", path, err)
 			}

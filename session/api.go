@@ -103,7 +103,12 @@ func (a *managerAPI) LoadImage(archive godbus.UnixFD) ([]loadedRow, *godbus.Erro
 		return nil, asDBusErr(err)
 	}
 	defer f.Close()
-	return a.load(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	path, cleanup, err := a.m.pathOf(f)
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	defer cleanup()
+	return a.load(path)
 }
 
 // LoadImageFromFile implements the method of the same name.
@@ -138,7 +143,12 @@ func (a *managerAPI) ImportImage(rootfs godbus.UnixFD, name string, options map[
 		return "", "", asDBusErr(err)
 	}
 	defer f.Close()
-	return a.importImage(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), name, options)
+	path, cleanup, err := a.m.pathOf(f)
+	if err != nil {
+		return "", "", asDBusErr(err)
+	}
+	defer cleanup()
+	return a.importImage(path, name, options)
 }
 
 // ImportImageFromFile implements the method of the same name.

@@ -1,0 +1,78 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// snapshot counts what containers leave behind: mounts in the service's
+// mount namespace, the user's processes, container directories, image
+// store container records and exported bus objects.
+type snapshot struct {
+	mounts, procs, dirs, layers, objects int
+}
+
+func takeSnapshot(t *testing.T, s *userSession) snapshot {
+	t.Helper()
+	pid := s.servicePid(t)
+	if pid == 0 {
+		t.Fatal("no service")
+	}
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(s.u.Home, ".local/share/pelagos")
+	r := s.busctl(t, "tree", "--list", "io.pelagos.Pelagos1")
+	return snapshot{
+		mounts:  strings.Count(string(mi), "\n"),
+		procs:   len(userProcesses(s.u.UID)),
+		dirs:    countEntries(t, filepath.Join(data, "containers")),
+		layers:  strings.Count(readOr(filepath.Join(data, "storage/overlay-containers/containers.json")), `"id"`),
+		objects: strings.Count(r.Stdout, "/container/"),
+	}
+}
+
+func readOr(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func TestResourcesReleased(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	before := takeSnapshot(t, s)
+	t.Logf("before: %+v (%s)", before, describeProcs(s.u.UID))
+	for i := 0; i < 20; i++ {
+		s.mustPelagos(t, "run", "--rm", "localhost/busybox", "true")
+	}
+	s.pelagos(t, "run", "--rm", "localhost/busybox", "nosuchcommand") // a failed start
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("bg%d", i)
+		s.mustPelagos(t, "run", "-d", "--name", name, "localhost/busybox", "sleep", "300")
+	}
+	mid := takeSnapshot(t, s)
+	if mid.dirs != before.dirs+5 || mid.objects != before.objects+5 || mid.mounts <= before.mounts {
+		t.Fatalf("detached containers not visible in counts: before %+v, running %+v", before, mid)
+	}
+	for i := 0; i < 5; i++ {
+		s.mustPelagos(t, "rm", "-f", fmt.Sprintf("bg%d", i))
+	}
+	after := takeSnapshot(t, s)
+	if after != before {
+		t.Fatalf("resources leaked: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
+	}
+}
+
+func describeProcs(uid int) string {
+	var out []string
+	for _, p := range userProcesses(uid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		out = append(out, fmt.Sprintf("%d:%s", p, strings.ReplaceAll(string(b), "\x00", " ")))
+	}
+	return strings.Join(out, "; ")
+}
