@@ -114,6 +114,11 @@ func serve(ctx context.Context, log *slog.Logger, ns *rootless.Namespace, idle t
 		case <-ctx.Done():
 			log.Info("stopping on signal")
 			return nil
+		case <-conn.Context().Done():
+			// The session ended (logout, dbus-run-session finished):
+			// nobody can reach us any more.
+			log.Info("stopping: the session bus went away")
+			return nil
 		case <-tick.C:
 			if idle > 0 && m.Idle(idle) {
 				log.Info("exiting: idle", "timeout", idle)

@@ -41,7 +41,20 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer teardown()
-		return m.Run()
+		code := m.Run()
+		// pelagosd logs (and, built with -race, reports races) to the
+		// bus's stderr.
+		if S.main != nil {
+			log, _ := os.ReadFile(filepath.Join(S.main.confDir, "bus.log"))
+			if bytes.Contains(log, []byte("WARNING: DATA RACE")) || bytes.Contains(log, []byte("panic:")) {
+				fmt.Fprintf(os.Stderr, "pelagosd reported a data race or panic:\n%s\n", log)
+				return 1
+			}
+			if code != 0 {
+				fmt.Fprintf(os.Stderr, "pelagosd log:\n%s\n", tail(log, 60))
+			}
+		}
+		return code
 	}()
 	os.Exit(code)
 }
@@ -99,7 +112,13 @@ func repoRoot() string {
 
 func buildPrograms(dir string) error {
 	for _, p := range []string{"pelagos", "pelagosd"} {
-		cmd := exec.Command("go", "build", "-tags", buildTags, "-o", filepath.Join(dir, p), "./cmd/"+p)
+		args := []string{"build", "-tags", buildTags, "-o", filepath.Join(dir, p)}
+		if p == "pelagosd" {
+			// The service is where the goroutines are: run it under the
+			// race detector for the whole suite.
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/"+p)...)
 		cmd.Dir = repoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", p, err, out)
@@ -407,4 +426,12 @@ func killUserProcesses(uid int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func tail(b []byte, lines int) string {
+	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
 }
