@@ -27,6 +27,7 @@ type runOptions struct {
 	hostname    string
 	entrypoint  string
 	sigProxy    bool
+	network     string
 }
 
 func runCmd(e *env, args []string) int {
@@ -45,6 +46,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringVarP(&o.hostname, "hostname", "h", "", "container hostname (default: its name)")
 	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
+	fs.StringVar(&o.network, "network", "none", "network mode: none (loopback only) — the only mode in this version")
 	fs.BoolP("help", "", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
@@ -56,6 +58,12 @@ func runCmd(e *env, args []string) int {
 	}
 	if o.tty {
 		e.errorf("-t/--tty is not available in this version of pelagos: run without -t (output still streams to your terminal)")
+		return exitFailure
+	}
+	switch o.network {
+	case "none", "loopback":
+	default:
+		e.errorf("--network %s: this version of pelagos runs containers with loopback only; use --network none", o.network)
 		return exitFailure
 	}
 	if o.detach && o.rm && o.interactive {

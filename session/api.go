@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	godbus "github.com/godbus/dbus/v5"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,10 +28,12 @@ func (a *managerAPI) CreateContainer(config map[string]godbus.Variant) (godbus.O
 	if err != nil {
 		return "", "", asDBusErr(err)
 	}
+	t0 := time.Now()
 	c, err := a.m.createContainer(a.m.ctx, cfg)
 	if err != nil {
 		return "", "", asDBusErr(err)
 	}
+	a.m.log.Debug("created container", "id", c.rec.ID, "name", c.rec.Name, "took", time.Since(t0))
 	return c.obj.Path, c.rec.ID, nil
 }
 

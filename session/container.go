@@ -145,6 +145,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
 	if c.rec.State == pdbus.StateRunning {
 		return pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
 	}
+	t0 := time.Now()
 	rootfs, err := c.m.store.MountLayer(c.rec.ID)
 	if err != nil {
 		return err
@@ -194,6 +195,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
 		return pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
 	}
 	c.proc = proc
+	c.m.log.Debug("started container", "id", c.rec.ID, "took", time.Since(t0))
 	go c.reap(proc, done)
 	return nil
 }
@@ -202,6 +204,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
 // root filesystem (and the whole container with AutoRemove).
 func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 	code, err := proc.Wait()
+	t0 := time.Now()
 	if err != nil {
 		c.m.log.Warn("wait for container", "id", c.rec.ID, "err", err)
 	}
@@ -219,6 +222,7 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 			c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
 		}
 	}
+	c.m.log.Debug("reaped container", "id", c.rec.ID, "code", code, "took", time.Since(t0))
 	close(done)
 }
 

@@ -215,6 +215,11 @@ type userSession struct {
 }
 
 func startSession(u *testUser, tag string) (*userSession, error) {
+	return startSessionExec(u, tag, S.bin+"/pelagosd --idle-timeout 10m")
+}
+
+// startSessionExec starts a session whose activation file runs execLine.
+func startSessionExec(u *testUser, tag, execLine string) (*userSession, error) {
 	s := &userSession{u: u, runtimeDir: fmt.Sprintf("/run/user/%d", u.UID)}
 	// A clean slate: no service, no data of an earlier run.
 	killUserProcesses(u.UID)
@@ -232,7 +237,7 @@ func startSession(u *testUser, tag string) (*userSession, error) {
 		return nil, err
 	}
 	// The same activation file meson installs, pointing at the test build.
-	svc := fmt.Sprintf("[D-BUS Service]\nName=io.pelagos.Pelagos1\nExec=%s/pelagosd --idle-timeout 10m\n", S.bin)
+	svc := fmt.Sprintf("[D-BUS Service]\nName=io.pelagos.Pelagos1\nExec=%s\n", execLine)
 	if err := os.WriteFile(filepath.Join(services, "io.pelagos.Pelagos1.service"), []byte(svc), 0o644); err != nil {
 		return nil, err
 	}

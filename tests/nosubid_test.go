@@ -34,3 +34,31 @@ func TestWithoutSubordinateIDs(t *testing.T) {
 		t.Fatalf("unmapped uid: %s", r)
 	}
 }
+
+// TestServiceCannotStart: when pelagosd cannot be started the CLI says so
+// in one line with where to look, instead of hanging.
+func TestServiceCannotStart(t *testing.T) {
+	needRoot(t)
+	u, err := ensureUser("pelagos-broken", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startSessionExec(u, "broken", "/nonexistent/pelagosd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	r := s.pelagos(t, "ps")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "cannot reach pelagosd") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Fatalf("service that cannot start: %s", r)
+	}
+	// A service that starts and exits at once is reported the same way.
+	s2, err := startSessionExec(u, "broken2", "/bin/false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.stop()
+	if r := s2.pelagos(t, "images"); r.Code != 125 || !strings.Contains(r.Stderr, "cannot reach pelagosd") {
+		t.Fatalf("service that exits at once: %s", r)
+	}
+}
