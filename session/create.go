@@ -25,6 +25,11 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err)
 		}
 	}
+	if cfg.Hostname != "" {
+		if err := checkHostname(cfg.Hostname); err != nil {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err)
+		}
+	}
 	if cfg.WorkingDir != "" && !filepath.IsAbs(cfg.WorkingDir) {
 		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "working directory %q is not absolute: give a path starting with /", cfg.WorkingDir)
 	}

@@ -73,3 +73,16 @@ func TestShellJoin(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+func TestHostnames(t *testing.T) {
+	for _, ok := range []string{"web", "a.b-c", "x1.example.org"} {
+		if err := checkHostname(ok); err != nil {
+			t.Errorf("%q rejected: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-x", "a_b", "a\nb", "a..b", string(make([]byte, 65))} {
+		if err := checkHostname(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -115,7 +115,8 @@ func (m *Manager) lookup(nameOrID string) (*ctr, error) {
 		return c, nil
 	}
 	for _, c := range m.containers {
-		if c.name() == nameOrID {
+		// c.rec.ID never changes; "" marks a name being reserved.
+		if c.rec.ID != "" && c.name() == nameOrID {
 			return c, nil
 		}
 	}

@@ -17,6 +17,17 @@ func checkName(name string) error {
 	return nil
 }
 
+// validHostname is RFC 1123: labels of letters, digits and '-', joined
+// by dots; the kernel takes at most 64 bytes.
+var validHostname = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$`)
+
+func checkHostname(h string) error {
+	if len(h) > 64 || !validHostname.MatchString(h) {
+		return fmt.Errorf("invalid hostname %q: use letters, digits, '-' and '.', at most 64 characters", h)
+	}
+	return nil
+}
+
 // nextDefaultName returns pelagos-N with the lowest N not in use, as the
 // seed runtime names its containers.
 func nextDefaultName(taken func(string) bool) string {

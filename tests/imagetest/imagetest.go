@@ -564,3 +564,57 @@ func writeReader(tw *tar.Writer, name string, r io.Reader, size int64) error {
 	}
 	return nil
 }
+
+// GlibcRootfs fills dir with host programs and the shared libraries they
+// load (as ldd lists them), plus passwd and group files: a small real
+// glibc userland, with no internet and no debootstrap.
+func GlibcRootfs(dir string, programs ...string) error {
+	need := map[string]bool{}
+	for _, p := range programs {
+		need[p] = true
+		out, err := exec.Command("ldd", p).Output()
+		if err != nil {
+			return fmt.Errorf("glibc rootfs: ldd %s: %w", p, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "/") {
+					need[f] = true
+				}
+			}
+		}
+	}
+	for p := range need {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return fmt.Errorf("glibc rootfs: %w", err)
+		}
+		b, err := os.ReadFile(real)
+		if err != nil {
+			return fmt.Errorf("glibc rootfs: %w", err)
+		}
+		dst := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			return fmt.Errorf("glibc rootfs: %w", err)
+		}
+	}
+	for _, d := range []string{"etc", "tmp", "proc", "sys", "dev", "root"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd":        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+		"etc/group":         "root:x:0:\ndaemon:x:1:\n",
+		"etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
