@@ -40,8 +40,29 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "tests: setup failed: %v\n", err)
 			return 1
 		}
-		defer teardown()
+		if S.main == nil {
+			return m.Run() // not root: every test skips, saying why
+		}
+		hostMounts := countLines("/proc/self/mountinfo")
+		tmpBefore := tmpLeftovers()
 		code := m.Run()
+		if err := S.main.stopGracefully(); err != nil {
+			fmt.Fprintf(os.Stderr, "tests: %v\n", err)
+			code = 1
+		}
+		if n := countLines("/proc/self/mountinfo"); n != hostMounts {
+			fmt.Fprintf(os.Stderr, "tests: the host mount table changed: %d mounts before the suite, %d after\n", hostMounts, n)
+			code = 1
+		}
+		if left := tmpLeftovers(); left > tmpBefore {
+			fmt.Fprintf(os.Stderr, "tests: %d pelagos temporary files left in /tmp\n", left-tmpBefore)
+			code = 1
+		}
+		if left := countEntriesOf(filepath.Join(S.main.u.Home, ".local/share/pelagos/tmp")); left > 0 {
+			fmt.Fprintf(os.Stderr, "tests: %d scratch files left in the service's tmp directory\n", left)
+			code = 1
+		}
+		defer teardown()
 		// pelagosd logs (and, built with -race, reports races) to the
 		// bus's stderr.
 		if S.main != nil {
@@ -439,4 +460,44 @@ func tail(b []byte, lines int) string {
 		l = l[len(l)-lines:]
 	}
 	return strings.Join(l, "\n")
+}
+
+func countLines(p string) int {
+	b, _ := os.ReadFile(p)
+	return strings.Count(string(b), "\n")
+}
+
+func countEntriesOf(dir string) int {
+	e, _ := os.ReadDir(dir)
+	return len(e)
+}
+
+func tmpLeftovers() int {
+	m, _ := filepath.Glob("/tmp/pelagos-input-*")
+	return len(m)
+}
+
+// stopGracefully ends the session as a logout does — the bus goes away —
+// and checks that the service and everything it started exit by
+// themselves, leaving no process behind.
+func (s *userSession) stopGracefully() error {
+	// Containers first: a logout does not stop them, the user does.
+	out, _ := exec.Command("runuser", "-u", s.u.Name, "--", "env", "XDG_RUNTIME_DIR="+s.runtimeDir,
+		"DBUS_SESSION_BUS_ADDRESS="+s.busAddr, filepath.Join(S.bin, "pelagos"), "ps", "-aq").Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("runuser", "-u", s.u.Name, "--", "env", "XDG_RUNTIME_DIR="+s.runtimeDir,
+			"DBUS_SESSION_BUS_ADDRESS="+s.busAddr, filepath.Join(S.bin, "pelagos"), "rm", "-f", id).Run()
+	}
+	if s.bus != nil && s.bus.Process != nil {
+		s.bus.Process.Signal(syscall.SIGTERM)
+		s.bus.Wait()
+		s.bus = nil
+	}
+	for i := 0; i < 250; i++ {
+		if len(userProcesses(s.u.UID)) == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("processes of %s still run 5s after its session ended: %v", s.u.Name, userProcesses(s.u.UID))
 }
