@@ -271,12 +271,15 @@ func startSessionExec(u *testUser, tag, execLine string) (*userSession, error) {
   <auth>EXTERNAL</auth>
   <servicedir>%s</servicedir>
   <policy context="default">
+    <!-- root (the test process) may connect too, to watch signals -->
+    <allow user="root"/>
+    <allow user="%s"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
 </busconfig>
-`, s.busAddr, services)
+`, s.busAddr, services, u.Name)
 	confFile := filepath.Join(s.confDir, "session.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return nil, err
