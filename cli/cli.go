@@ -65,6 +65,9 @@ func Main(args []string) int {
 }
 
 func (e *env) main(args []string) int {
+	if len(args) >= 2 && args[0] == "help" {
+		return e.main([]string{args[1], "--help"}) // `pelagos help run`
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		e.usage(e.stdout)
 		if len(args) == 0 {

@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
+	"strings"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
 func TestBuildEnv(t *testing.T) {
@@ -70,6 +76,25 @@ func TestHumanFormats(t *testing.T) {
 	for n, want := range map[int64]string{999: "999 B", 145408: "145 kB", 2190000: "2.19 MB", -1: "unknown"} {
 		if got := humanSize(n); got != want {
 			t.Errorf("%d: %q", n, got)
+		}
+	}
+}
+
+func TestHelpNeedsNoService(t *testing.T) {
+	for _, c := range commands() {
+		outR, outW, _ := os.Pipe()
+		errR, errW, _ := os.Pipe()
+		e := &env{ctx: context.Background(), stdout: outW, stderr: errW, connect: func(context.Context) (*pdbus.Client, error) {
+			t.Errorf("%s --help connected to the service", c.name)
+			return nil, errors.New("no")
+		}}
+		code := e.main([]string{c.name, "--help"})
+		outW.Close()
+		errW.Close()
+		out, _ := io.ReadAll(outR)
+		errb, _ := io.ReadAll(errR)
+		if code != 0 || !strings.Contains(string(out), "Usage: "+c.usage) || len(errb) != 0 {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.name, code, out, errb)
 		}
 	}
 }

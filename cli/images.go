@@ -16,7 +16,6 @@ func imagesCmd(e *env, args []string) int {
 	fs := e.flags("images")
 	quiet := fs.BoolP("quiet", "q", false, "print only image IDs")
 	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -70,7 +69,6 @@ func loadCmd(e *env, args []string) int {
 	fs := e.flags("load")
 	input := fs.StringP("input", "i", "", "read the archive from this file instead of stdin")
 	quiet := fs.BoolP("quiet", "q", false, "suppress output")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -154,7 +152,6 @@ func importCmd(e *env, args []string) int {
 	changes := fs.StringArrayP("change", "c", nil, "apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER")
 	message := fs.StringP("message", "m", "", "commit message for the imported image")
 	quiet := fs.BoolP("quiet", "q", false, "suppress output")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -193,7 +190,6 @@ func importCmd(e *env, args []string) int {
 func rmiCmd(e *env, args []string) int {
 	fs := e.flags("rmi")
 	force := fs.BoolP("force", "f", false, "also remove the containers that use the image")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}

@@ -7,7 +7,6 @@ import (
 
 func versionCmd(e *env, args []string) int {
 	fs := e.flags("version")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -29,7 +28,6 @@ func versionCmd(e *env, args []string) int {
 
 func infoCmd(e *env, args []string) int {
 	fs := e.flags("info")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}

@@ -13,7 +13,6 @@ func psCmd(e *env, args []string) int {
 	all := fs.BoolP("all", "a", false, "show all containers, not only running ones")
 	quiet := fs.BoolP("quiet", "q", false, "print only container IDs")
 	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -82,7 +81,6 @@ func (e *env) status(c *pdbus.Client, r pdbus.ContainerSummary, now time.Time) s
 func rmCmd(e *env, args []string) int {
 	fs := e.flags("rm")
 	force := fs.BoolP("force", "f", false, "kill and remove running containers")
-	fs.Bool("help", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}

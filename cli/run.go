@@ -47,7 +47,6 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
 	fs.StringVar(&o.network, "network", "none", "network mode: none (loopback only) — the only mode in this version")
-	fs.BoolP("help", "", false, "show this help")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
