@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
