@@ -55,10 +55,6 @@ func runCmd(e *env, args []string) int {
 		e.errorf("\"pelagos run\" requires at least 1 argument: pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]")
 		return exitFailure
 	}
-	if o.tty {
-		e.errorf("-t/--tty is not available in this version of pelagos: run without -t (output still streams to your terminal)")
-		return exitFailure
-	}
 	switch o.network {
 	case "none", "loopback":
 	default:
@@ -104,6 +100,9 @@ func runCmd(e *env, args []string) int {
 		return exitOK
 	}
 
+	if o.tty {
+		return e.runTerminal(c, path, o)
+	}
 	stdin := e.stdin
 	if !o.interactive {
 		devnull, err := os.Open(os.DevNull)

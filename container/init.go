@@ -58,6 +58,12 @@ func runInit(status *os.File) (int, error) {
 	if err := bringUpLoopback(); err != nil {
 		return ExitSetupFailed, err
 	}
+	var tty *os.File
+	if spec.Terminal {
+		if tty, err = openTerminal(spec.Rows, spec.Cols); err != nil {
+			return ExitSetupFailed, err
+		}
+	}
 
 	if _, err := status.Write([]byte("{\"stage\":\"ready\"}\n")); err != nil {
 		return ExitSetupFailed, fmt.Errorf("report ready: %w", err)
@@ -76,6 +82,14 @@ func runInit(status *os.File) (int, error) {
 	env := withDefaultEnv(spec.Env, spec.Hostname, home)
 	if err := enterWorkdir(spec.Cwd, cred); err != nil {
 		return ExitSetupFailed, err
+	}
+	if tty != nil {
+		if err := useTerminal(tty, cred); err != nil {
+			return ExitSetupFailed, err
+		}
+		if _, ok := lookupEnv(env, "TERM"); !ok {
+			env = append(env, "TERM=xterm")
+		}
 	}
 	if err := applyCredential(cred); err != nil {
 		return ExitSetupFailed, err

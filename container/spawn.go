@@ -33,6 +33,8 @@ type Process struct {
 	cmd *exec.Cmd
 	// Pid is the process id in the service's PID namespace.
 	Pid int
+	// Terminal is the pseudo-terminal master when Spec.Terminal was set.
+	Terminal *os.File
 }
 
 // Start creates the namespaces and the child, lets it prepare the root
@@ -69,6 +71,20 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	cmd.ExtraFiles = []*os.File{specR, statusW, goR}
+	var console *os.File
+	if spec.Terminal {
+		// The child opens the terminal inside the container, where its
+		// devpts lives, and sends the master back over this socket.
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("create console socket: %w", err)
+		}
+		console = os.NewFile(uintptr(fds[0]), "console")
+		child := os.NewFile(uintptr(fds[1]), "console-child")
+		defer console.Close()
+		defer child.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 			unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP | unix.CLONE_NEWNET,
@@ -90,6 +106,9 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
+		if p.Terminal != nil {
+			p.Terminal.Close()
+		}
 		return nil, err
 	}
 	if _, err := specW.Write(specJSON); err != nil {
@@ -104,6 +123,11 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 	}
 	if msg.Stage != "ready" {
 		return fail(msg.asError())
+	}
+	if console != nil {
+		if p.Terminal, err = receiveFD(console); err != nil {
+			return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("receive terminal: %v", err)})
+		}
 	}
 	if err := beforeExec(p.Pid); err != nil {
 		return fail(err)
@@ -162,4 +186,29 @@ func (p *Process) Wait() (int, error) {
 		return ExitSignalBase + int(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), nil
+}
+
+// receiveFD reads one file descriptor sent with SCM_RIGHTS.
+func receiveFD(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || oobn == 0 {
+		return nil, errors.New("no file descriptor received")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("malformed control message: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("expected one file descriptor: %v", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

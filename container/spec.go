@@ -28,6 +28,13 @@ type Spec struct {
 	// /etc/resolv.conf) to a file in the service's namespace that is
 	// bind-mounted over it.
 	Files map[string]string `json:"files"`
+	// Terminal gives the command a new pseudo-terminal of the
+	// container's own devpts as stdin, stdout, stderr and controlling
+	// terminal; its master is handed to the parent (Process.Terminal).
+	Terminal bool `json:"terminal,omitempty"`
+	// Rows and Cols are the terminal's initial size.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Exit codes follow Docker: the command's own status, or these when the
@@ -41,6 +48,7 @@ const (
 	initSpecFD       = 3
 	initStatusFD     = 4
 	initGoFD         = 5
+	initConsoleFD    = 6
 )
 
 // message is one line the child writes on its status pipe.

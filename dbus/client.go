@@ -104,6 +104,16 @@ func (c *Client) StartWithStdio(ctx context.Context, path godbus.ObjectPath, std
 	return code, err
 }
 
+// StartWithTerminal runs the container on a new pseudo-terminal and
+// returns its master; the exit code comes from Wait.
+func (c *Client) StartWithTerminal(ctx context.Context, path godbus.ObjectPath, opts TerminalOptions) (*os.File, error) {
+	var fd godbus.UnixFD
+	if err := c.call(ctx, c.container(path), ContainerIface, "StartWithTerminal", []any{opts.Options()}, &fd); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "pty-master"), nil
+}
+
 // Start runs the container with its output going to its log file.
 func (c *Client) Start(ctx context.Context, path godbus.ObjectPath) error {
 	return c.call(ctx, c.container(path), ContainerIface, "Start", []any{map[string]godbus.Variant{}})

@@ -185,3 +185,41 @@ func ParseImportOptions(m map[string]godbus.Variant) (ImportOptions, error) {
 func ParseNoOptions(m map[string]godbus.Variant, what string) error {
 	return newDecoder(m).finish(what)
 }
+
+// TerminalOptions is the a{sv} argument of Container.StartWithTerminal.
+type TerminalOptions struct {
+	Rows, Columns uint16
+}
+
+// Options encodes the terminal options for the bus.
+func (o TerminalOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	if o.Rows > 0 && o.Columns > 0 {
+		m["Rows"] = godbus.MakeVariant(o.Rows)
+		m["Columns"] = godbus.MakeVariant(o.Columns)
+	}
+	return m
+}
+
+// ParseTerminalOptions decodes and checks the a{sv} of StartWithTerminal.
+func ParseTerminalOptions(m map[string]godbus.Variant) (TerminalOptions, error) {
+	var o TerminalOptions
+	d := newDecoder(m)
+	d.uint16("Rows", &o.Rows)
+	d.uint16("Columns", &o.Columns)
+	return o, d.finish("terminal")
+}
+
+func (d *decoder) uint16(key string, dst *uint16) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	n, ok := v.Value().(uint16)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be a uint16 (q), got %s", key, v.Signature())
+		return
+	}
+	*dst = n
+}

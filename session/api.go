@@ -289,7 +289,29 @@ func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
 		return asDBusErr(fmt.Errorf("open log: %w", err))
 	}
 	defer log.Close()
-	return a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log})
+	_, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log}, nil)
+	return derr
+}
+
+// StartWithTerminal implements the method of the same name.
+func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (godbus.UnixFD, *godbus.Error) {
+	a.c.m.touch()
+	o, err := pdbus.ParseTerminalOptions(options)
+	if err != nil {
+		return -1, asDBusErr(err)
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return -1, asDBusErr(err)
+	}
+	defer devnull.Close()
+	master, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}, &terminalSize{Rows: o.Rows, Cols: o.Columns})
+	if derr != nil {
+		return -1, derr
+	}
+	// master is a copy made for this reply: godbus sends it after we
+	// return, and the container closes it once Wait was called (reap).
+	return godbus.UnixFD(master.Fd()), nil
 }
 
 // StartWithStdio implements the method of the same name.
@@ -311,7 +333,7 @@ func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, optio
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return 0, asDBusErr(err)
 	}
-	if derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}); derr != nil {
+	if _, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil); derr != nil {
 		return 0, derr
 	}
 	for _, f := range files {
@@ -324,14 +346,14 @@ func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, optio
 
 // startOrCleanup starts c; an auto-remove container that cannot start is
 // removed at once, since nothing will ever run it.
-func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio) *godbus.Error {
-	err := c.start(m.ctx, stdio)
+func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSize) (*os.File, *godbus.Error) {
+	master, err := c.start(m.ctx, stdio, tty)
 	if err != nil && c.rec.AutoRemove {
 		if rerr := m.removeContainer(c, false); rerr != nil {
 			m.log.Warn("remove container that failed to start", "id", c.rec.ID, "err", rerr)
 		}
 	}
-	return asDBusErr(err)
+	return master, asDBusErr(err)
 }
 
 // Wait implements the method of the same name.

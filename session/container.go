@@ -29,6 +29,20 @@ type ctr struct {
 	proc    *container.Process
 	done    chan struct{} // closed when the current run has ended
 	removed bool
+	// collected, when set, delays the auto-removal of a container run
+	// on a terminal until a Wait has read its exit code: that client
+	// gets the terminal first and asks for the code afterwards.
+	collected     chan struct{}
+	collectedOnce sync.Once
+	// replyFD is the copy of the terminal master that travels in the
+	// StartWithTerminal reply. godbus sends it after the method returns,
+	// so it may be closed only once the client has moved on (collected).
+	replyFD int
+}
+
+// terminalSize asks Start for a pseudo-terminal of that size.
+type terminalSize struct {
+	Rows, Cols uint16
 }
 
 func (c *ctr) name() string {
@@ -136,24 +150,24 @@ func (c *ctr) watchForeign(pid int) {
 }
 
 // start runs the container on stdio and returns once its command runs.
-func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
+func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSize) (*os.File, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.removed {
-		return pdbus.Errorf(pdbus.ErrNoSuchContainer, "no such container: %s", c.rec.ID)
+		return nil, pdbus.Errorf(pdbus.ErrNoSuchContainer, "no such container: %s", c.rec.ID)
 	}
 	if c.rec.State == pdbus.StateRunning {
-		return pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
+		return nil, pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
 	}
 	t0 := time.Now()
 	rootfs, err := c.m.store.MountLayer(c.rec.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files, err := c.writeEtcFiles()
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
-		return err
+		return nil, err
 	}
 	spec := &container.Spec{
 		Rootfs:   rootfs,
@@ -163,6 +177,9 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
 		Cwd:      c.rec.WorkingDir,
 		User:     c.rec.User,
 		Files:    files,
+	}
+	if tty != nil {
+		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols
 	}
 	done := make(chan struct{})
 	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
@@ -188,16 +205,29 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio) error {
 		c.publishLocked()
 		switch code {
 		case container.ExitNotFound:
-			return pdbus.Errorf(pdbus.ErrCommandNotFound, "%s", msg)
+			return nil, pdbus.Errorf(pdbus.ErrCommandNotFound, "%s", msg)
 		case container.ExitCannotInvoke:
-			return pdbus.Errorf(pdbus.ErrCommandNotExecutable, "%s", msg)
+			return nil, pdbus.Errorf(pdbus.ErrCommandNotExecutable, "%s", msg)
 		}
-		return pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
+		return nil, pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
 	}
 	c.proc = proc
+	var reply *os.File
+	if tty != nil {
+		fd, err := unix.FcntlInt(proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			proc.Signal(unix.SIGKILL)
+			c.m.log.Error("duplicate terminal", "id", c.rec.ID, "err", err)
+		} else {
+			c.replyFD = fd
+			reply = os.NewFile(uintptr(fd), "pty-master-reply")
+		}
+		c.collected = make(chan struct{})
+		c.collectedOnce = sync.Once{}
+	}
 	c.m.log.Debug("started container", "id", c.rec.ID, "took", time.Since(t0))
 	go c.reap(proc, done)
-	return nil
+	return reply, nil
 }
 
 // reap waits for the command to exit, records the exit and releases the
@@ -211,13 +241,37 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 	c.mu.Lock()
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, time.Now()
 	c.proc = nil
+	if proc.Terminal != nil {
+		// The service kept its own copy of the master so the terminal
+		// outlives a client that detaches; the run is over now.
+		proc.Terminal.Close()
+	}
 	c.publishLocked()
-	autoRemove := c.rec.AutoRemove
+	autoRemove, collected := c.rec.AutoRemove, c.collected
 	c.mu.Unlock()
 	if err := c.m.store.UnmountLayer(c.rec.ID); err != nil {
 		c.m.log.Warn("unmount container", "id", c.rec.ID, "err", err)
 	}
-	if autoRemove {
+	switch {
+	case collected != nil:
+		go func() {
+			select {
+			case <-collected:
+			case <-time.After(time.Minute):
+			}
+			c.mu.Lock()
+			if c.replyFD > 0 {
+				unix.Close(c.replyFD)
+				c.replyFD = 0
+			}
+			c.mu.Unlock()
+			if autoRemove {
+				if err := c.m.removeContainer(c, false); err != nil {
+					c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
+				}
+			}
+		}()
+	case autoRemove:
 		if err := c.m.removeContainer(c, false); err != nil {
 			c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
 		}
@@ -242,6 +296,9 @@ func (c *ctr) wait(ctx context.Context) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.collected != nil && c.rec.State == pdbus.StateExited {
+		c.collectedOnce.Do(func() { close(c.collected) })
+	}
 	return c.rec.ExitCode, nil
 }
 
