@@ -33,7 +33,6 @@ func newTmux(t *testing.T, s *userSession, name string, cols, rows int, cmdline 
 	return ts
 }
 
-
 func (ts *tmuxSession) send(keys string) {
 	exec.Command("tmux", "-L", "pelagos-test", "send-keys", "-t", ts.name, keys, "Enter").Run()
 }
