@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -28,6 +29,11 @@ type runOptions struct {
 	entrypoint  string
 	sigProxy    bool
 	network     string
+	capAdd      []string
+	capDrop     []string
+	securityOpt []string
+	privileged  bool
+	readOnly    bool
 }
 
 func runCmd(e *env, args []string) int {
@@ -47,6 +53,11 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
 	fs.StringVar(&o.network, "network", "none", "network mode: none (loopback only) — the only mode in this version")
+	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
+	fs.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (CHOWN, ..., ALL)")
+	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|unconfined|PROFILE.json, label=disable")
+	fs.BoolVar(&o.privileged, "privileged", false, "all capabilities of your user namespace, no seccomp, no masked paths")
+	fs.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -73,6 +84,18 @@ func runCmd(e *env, args []string) int {
 	cfg := pdbus.ContainerConfig{
 		Image: rest[0], Name: o.name, Env: envs, WorkingDir: o.workdir, User: o.user,
 		Hostname: o.hostname, AutoRemove: o.rm,
+		CapAdd: o.capAdd, CapDrop: o.capDrop, Privileged: o.privileged, ReadOnly: o.readOnly,
+	}
+	for _, opt := range o.securityOpt {
+		// A profile path is the caller's: the service needs it absolute.
+		if k, v, ok := strings.Cut(opt, "="); ok && k == "seccomp" && v != "" && !filepath.IsAbs(v) &&
+			v != "default" && v != "unconfined" && v != "none" {
+			abs, err := filepath.Abs(v)
+			if err == nil {
+				opt = "seccomp=" + abs
+			}
+		}
+		cfg.SecurityOpt = append(cfg.SecurityOpt, opt)
 	}
 	if len(rest) > 1 {
 		cfg.Command = rest[1:]

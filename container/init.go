@@ -91,8 +91,26 @@ func runInit(status *os.File) (int, error) {
 			env = append(env, "TERM=xterm")
 		}
 	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which a
+	// non-root user loses at setuid: load it first then.
+	if !spec.NoNewPrivileges {
+		if err := loadSeccomp(spec.Seccomp); err != nil {
+			return ExitSetupFailed, err
+		}
+	}
+	if err := limitCapabilities(spec.Capabilities); err != nil {
+		return ExitSetupFailed, err
+	}
 	if err := applyCredential(cred); err != nil {
 		return ExitSetupFailed, err
+	}
+	if spec.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return ExitSetupFailed, fmt.Errorf("set no_new_privs: %w", err)
+		}
+		if err := loadSeccomp(spec.Seccomp); err != nil {
+			return ExitSetupFailed, err
+		}
 	}
 	if len(spec.Args) == 0 {
 		return ExitSetupFailed, errors.New("no command specified")

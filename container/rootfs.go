@@ -54,7 +54,27 @@ func setupRootfs(spec *Spec) error {
 			return err
 		}
 	}
-	return pivotRoot(root)
+	if err := pivotRoot(root); err != nil {
+		return err
+	}
+	if err := maskPaths(spec.MaskedPaths); err != nil {
+		return err
+	}
+	if err := readonlyPaths(spec.ReadonlyPaths); err != nil {
+		return err
+	}
+	if spec.ReadonlyRootfs {
+		// Only / itself: /dev, /proc and the /etc files stay as mounted.
+		var st unix.Statfs_t
+		if err := unix.Statfs("/", &st); err != nil {
+			return fmt.Errorf("make / read-only: %w", err)
+		}
+		keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
+			return fmt.Errorf("make / read-only: %w", err)
+		}
+	}
+	return nil
 }
 
 func setupDev(root string) error {

@@ -5,6 +5,8 @@
 // PID 1 of the new PID namespace until it executes the command.
 package container
 
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
 // Spec is everything the child needs to set up and start one container.
 // The service builds it from the image config and the user's options and
 // hands it to the child over a pipe as JSON.
@@ -35,6 +37,21 @@ type Spec struct {
 	// Rows and Cols are the terminal's initial size.
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
+
+	// Capabilities is the bounding set: all a root command keeps, the
+	// most a non-root one can gain.
+	Capabilities []string `json:"capabilities"`
+	// NoNewPrivileges stops setuid binaries and file capabilities from
+	// granting anything.
+	NoNewPrivileges bool `json:"noNewPrivileges"`
+	// Seccomp is the system call filter; nil runs unconfined.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// MaskedPaths are hidden (an empty read-only tmpfs or /dev/null).
+	MaskedPaths []string `json:"maskedPaths,omitempty"`
+	// ReadonlyPaths are remounted read-only.
+	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
+	// ReadonlyRootfs makes / read-only (--read-only).
+	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
 }
 
 // Exit codes follow Docker: the command's own status, or these when the

@@ -18,6 +18,12 @@ type ContainerConfig struct {
 	User       string
 	Hostname   string
 	AutoRemove bool
+	// Isolation: see the interface XML.
+	CapAdd      []string
+	CapDrop     []string
+	SecurityOpt []string
+	Privileged  bool
+	ReadOnly    bool
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -42,6 +48,15 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putString(m, "Hostname", c.Hostname)
 	if c.AutoRemove {
 		m["AutoRemove"] = godbus.MakeVariant(true)
+	}
+	putStrings(m, "CapAdd", c.CapAdd)
+	putStrings(m, "CapDrop", c.CapDrop)
+	putStrings(m, "SecurityOpt", c.SecurityOpt)
+	if c.Privileged {
+		m["Privileged"] = godbus.MakeVariant(true)
+	}
+	if c.ReadOnly {
+		m["ReadOnly"] = godbus.MakeVariant(true)
 	}
 	return m
 }
@@ -162,6 +177,11 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("User", &c.User)
 	d.str("Hostname", &c.Hostname)
 	d.boolean("AutoRemove", &c.AutoRemove)
+	d.strs("CapAdd", &c.CapAdd)
+	d.strs("CapDrop", &c.CapDrop)
+	d.strs("SecurityOpt", &c.SecurityOpt)
+	d.boolean("Privileged", &c.Privileged)
+	d.boolean("ReadOnly", &c.ReadOnly)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -181,6 +181,10 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols
 	}
+	if err := c.rec.Security.apply(spec, c.dir); err != nil {
+		c.m.store.UnmountLayer(c.rec.ID)
+		return nil, err
+	}
 	done := make(chan struct{})
 	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
 		// State is visible before the command can print anything.

@@ -38,6 +38,10 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "invalid environment entry %q: use KEY=VALUE", e)
 		}
 	}
+	sec, customSeccomp, err := decideSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
 	img, err := m.store.Resolve(cfg.Image)
 	if err != nil {
 		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", cfg.Image)
@@ -117,8 +121,14 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		ID: id, Name: name, Image: cfg.Image, ImageID: img.ID, Args: args,
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
-		State: pdbus.StateCreated,
+		State: pdbus.StateCreated, Security: sec,
 	}}
+	if customSeccomp != nil {
+		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("save seccomp profile: %w", err)
+		}
+	}
 	if err := c.rec.save(dir); err != nil {
 		cleanup()
 		return nil, err

@@ -23,6 +23,7 @@ type record struct {
 	Hostname   string    `json:"hostname"`
 	AutoRemove bool      `json:"autoRemove"`
 	CreatedAt  time.Time `json:"createdAt"`
+	Security   security  `json:"security"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

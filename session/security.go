@@ -1,0 +1,154 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	seccompprofiles "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pelagos-containers/pelagos/container"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// security is the isolation a container gets, decided at create time
+// and saved with the container.
+type security struct {
+	Capabilities    []string `json:"capabilities"`
+	NoNewPrivileges bool     `json:"noNewPrivileges"`
+	// Seccomp is "default", "unconfined" or "custom" (seccomp.json in
+	// the container's directory, copied at create time).
+	Seccomp        string `json:"seccomp"`
+	Masked         bool   `json:"masked"`
+	ReadonlyRootfs bool   `json:"readonlyRootfs"`
+	Privileged     bool   `json:"privileged"`
+}
+
+const customSeccompFile = "seccomp.json"
+
+// decideSecurity turns the caller's options into a security setting:
+// secure by default (podman's capabilities, no_new_privs, Docker's
+// seccomp profile, masked kernel paths), loosened only on request. A
+// custom profile's bytes are returned for the caller to save.
+func decideSecurity(cfg pdbus.ContainerConfig) (security, []byte, error) {
+	sec := security{Seccomp: "default", NoNewPrivileges: true, Masked: true, ReadonlyRootfs: cfg.ReadOnly}
+	base := container.DefaultCapabilities
+	if cfg.Privileged {
+		// Everything the user namespace can give; still rootless.
+		sec = security{Seccomp: "unconfined", Privileged: true, ReadonlyRootfs: cfg.ReadOnly}
+		base = container.AllCapabilities()
+	}
+	caps, err := container.ApplyCapChanges(base, cfg.CapAdd, cfg.CapDrop)
+	if err != nil {
+		return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--cap-add/--cap-drop: %v", err)
+	}
+	sec.Capabilities = caps
+	var custom []byte
+	for _, opt := range cfg.SecurityOpt {
+		key, value, hasValue := strings.Cut(opt, "=")
+		if !hasValue {
+			key, value, hasValue = strings.Cut(opt, ":") // Docker's older spelling
+		}
+		switch key {
+		case "no-new-privileges":
+			switch value {
+			case "", "true":
+				sec.NoNewPrivileges = true
+			case "false":
+				sec.NoNewPrivileges = false
+			default:
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: use no-new-privileges, no-new-privileges=true or no-new-privileges=false", opt)
+			}
+		case "seccomp":
+			switch value {
+			case "default":
+				sec.Seccomp = "default"
+			case "unconfined", "none":
+				sec.Seccomp = "unconfined"
+			case "":
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: use seccomp=default, seccomp=unconfined or seccomp=/path/to/profile.json", opt)
+			default:
+				if !filepath.IsAbs(value) {
+					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: a profile must be an absolute path to a JSON file (or default, unconfined)", opt)
+				}
+				b, err := os.ReadFile(value)
+				if err != nil {
+					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: %v", opt, err)
+				}
+				if _, err := seccompprofiles.LoadProfile(string(b), specWithCaps(caps)); err != nil {
+					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: not a valid seccomp profile: %v", opt, err)
+				}
+				sec.Seccomp, custom = "custom", b
+			}
+		case "label":
+			if value != "disable" && !lsmEnabled("selinux") {
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: SELinux is not enabled on this host; only label=disable applies", opt)
+			}
+		case "apparmor":
+			if value != "unconfined" && !lsmEnabled("apparmor") {
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: AppArmor is not enabled on this host; only apparmor=unconfined applies", opt)
+			}
+			if value != "unconfined" {
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: AppArmor profiles are not supported yet", opt)
+			}
+		default:
+			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %q: unknown option; use no-new-privileges[=true|false], seccomp=default|unconfined|/path.json, label=disable or apparmor=unconfined", opt)
+		}
+	}
+	return sec, custom, nil
+}
+
+func lsmEnabled(name string) bool {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err == nil {
+		return bytes.Contains(b, []byte(name))
+	}
+	if name == "selinux" {
+		_, err := os.Stat("/sys/fs/selinux/enforce")
+		return err == nil
+	}
+	b, _ = os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return bytes.HasPrefix(b, []byte("Y"))
+}
+
+// specWithCaps is the little of an OCI spec the profile library reads:
+// rules that depend on capabilities follow the container's set.
+func specWithCaps(caps []string) *specs.Spec {
+	c := append([]string{}, caps...)
+	return &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: c, Effective: c, Permitted: c,
+	}}}
+}
+
+// apply fills the security part of a container spec.
+func (s security) apply(spec *container.Spec, dir string) error {
+	spec.Capabilities = s.Capabilities
+	spec.NoNewPrivileges = s.NoNewPrivileges
+	spec.ReadonlyRootfs = s.ReadonlyRootfs
+	if s.Masked {
+		spec.MaskedPaths = container.DefaultMaskedPaths
+		spec.ReadonlyPaths = container.DefaultReadonlyPaths
+	}
+	switch s.Seccomp {
+	case "default":
+		p, err := seccompprofiles.GetDefaultProfile(specWithCaps(s.Capabilities))
+		if err != nil {
+			return fmt.Errorf("default seccomp profile: %w", err)
+		}
+		spec.Seccomp = p
+	case "custom":
+		b, err := os.ReadFile(filepath.Join(dir, customSeccompFile))
+		if err != nil {
+			return fmt.Errorf("read the container's seccomp profile: %w", err)
+		}
+		p, err := seccompprofiles.LoadProfile(string(b), specWithCaps(s.Capabilities))
+		if err != nil {
+			return fmt.Errorf("seccomp profile: %w", err)
+		}
+		spec.Seccomp = p
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pelagos-containers/pelagos/tests/imagetest"
+)
+
+// statusField reads one field of /proc/self/status inside a container
+// run with extra flags.
+func statusFields(t *testing.T, s *userSession, flags ...string) map[string]string {
+	t.Helper()
+	args := append([]string{"run", "--rm"}, flags...)
+	args = append(args, "localhost/busybox", "cat", "/proc/self/status")
+	r := s.pelagos(t, args...)
+	if r.Code != 0 {
+		t.Fatalf("run %v: %s", flags, r)
+	}
+	out := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^(\w+):\s+(.*)$`).FindAllStringSubmatch(r.Stdout, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+func TestDefaultIsolation(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	st := statusFields(t, s)
+	for k, want := range map[string]string{
+		"CapEff": "00000000800405fb", "CapPrm": "00000000800405fb", "CapBnd": "00000000800405fb",
+		"CapInh": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
+	} {
+		if st[k] != want {
+			t.Errorf("%s = %q, want %q", k, st[k], want)
+		}
+	}
+	// Things a default container must not be able to do.
+	for _, tc := range []struct{ name, script string }{
+		{"mount", "mount -t tmpfs none /tmp"},
+		{"new user namespace", "unshare -U true"},
+		{"new mount namespace", "unshare -m true"},
+		{"reboot", "reboot -f"},
+		{"load a module", "insmod /nonexistent.ko"},
+		{"mknod", "mknod /tmp/sda b 8 0"},
+		{"change the hostname", "hostname evil"},
+		{"write /proc/sys", "echo 1 > /proc/sys/kernel/domainname"},
+		{"write /sys", "echo 1 > /sys/kernel/profiling"},
+		{"swapon", "swapon /dev/null"},
+		{"set the clock", "hwclock -s"},
+	} {
+		r := s.pelagos(t, "run", "--rm", "localhost/busybox", "sh", "-c", tc.script+" 2>/dev/null && echo ALLOWED || echo refused")
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != "refused" {
+			t.Errorf("%s: a default container could do it: %s", tc.name, r)
+		}
+	}
+	// Masked kernel paths show nothing.
+	r := s.pelagos(t, "run", "--rm", "localhost/busybox", "sh", "-c",
+		"ls -A /sys/firmware | wc -l; cat /proc/keys 2>/dev/null | wc -c; cat /proc/timer_list 2>/dev/null | wc -c; ls -A /proc/scsi 2>/dev/null | wc -l")
+	if r.Code != 0 || strings.Fields(r.Stdout)[0] != "0" || strings.Join(strings.Fields(r.Stdout), " ") != "0 0 0 0" {
+		t.Errorf("masked paths not empty: %s", r)
+	}
+	// A non-root container user has no capabilities at all.
+	if st := statusFields(t, s, "-u", "1000"); st["CapEff"] != "0000000000000000" || st["CapPrm"] != "0000000000000000" {
+		t.Errorf("uid 1000: CapEff %s CapPrm %s", st["CapEff"], st["CapPrm"])
+	}
+}
+
+func TestIsolationOptions(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	if st := statusFields(t, s, "--cap-drop", "ALL"); st["CapEff"] != "0000000000000000" || st["CapBnd"] != "0000000000000000" {
+		t.Errorf("--cap-drop ALL: %v", st["CapEff"])
+	}
+	if st := statusFields(t, s, "--cap-drop", "ALL", "--cap-add", "net_raw"); st["CapEff"] != "0000000000002000" {
+		t.Errorf("--cap-drop ALL --cap-add net_raw: %v", st["CapEff"])
+	}
+	if st := statusFields(t, s, "--cap-add", "SYS_PTRACE"); st["CapEff"] != "00000000800c05fb" {
+		t.Errorf("--cap-add SYS_PTRACE: %v", st["CapEff"])
+	}
+	st := statusFields(t, s, "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges=false")
+	if st["Seccomp"] != "0" || st["NoNewPrivs"] != "0" {
+		t.Errorf("seccomp=unconfined, no-new-privileges=false: Seccomp %s NoNewPrivs %s", st["Seccomp"], st["NoNewPrivs"])
+	}
+	st = statusFields(t, s, "--privileged")
+	if st["CapEff"] != "000001ffffffffff" || st["Seccomp"] != "0" {
+		t.Errorf("--privileged: CapEff %s Seccomp %s", st["CapEff"], st["Seccomp"])
+	}
+	// --privileged is still rootless: the mount works, inside our own
+	// namespaces only.
+	if r := s.pelagos(t, "run", "--rm", "--privileged", "localhost/busybox", "sh", "-c", "mount -t tmpfs none /tmp && echo mounted"); r.Stdout != "mounted\n" {
+		t.Errorf("--privileged mount: %s", r)
+	}
+	r := s.pelagos(t, "run", "--rm", "--read-only", "localhost/busybox", "sh", "-c", "touch /x 2>/dev/null && echo WROTE || echo ro; echo ok > /dev/shm/y && cat /dev/shm/y")
+	if r.Stdout != "ro\nok\n" {
+		t.Errorf("--read-only: %s", r)
+	}
+	// A custom profile: deny mkdir with EACCES.
+	prof := filepath.Join(S.work, "deny-mkdir.json")
+	os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`), 0o644)
+	r = s.pelagos(t, "run", "--rm", "--security-opt", "seccomp="+prof, "localhost/busybox", "mkdir", "/tmp/d")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "Permission denied") {
+		t.Errorf("custom seccomp profile: %s", r)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--cap-add", "NOPE"}, `unknown capability "NOPE"`},
+		{[]string{"--security-opt", "seccomp=relative.json"}, "no such file"},
+		{[]string{"--security-opt", "seccomp=" + filepath.Join(S.work, "envfile")}, "not a valid seccomp profile"},
+		{[]string{"--security-opt", "bogus"}, `unknown option`},
+		{[]string{"--security-opt", "no-new-privileges=maybe"}, "no-new-privileges=false"},
+		{[]string{"--security-opt", "apparmor=myprofile"}, "AppArmor"},
+	} {
+		os.WriteFile(filepath.Join(S.work, "envfile"), []byte("A=1\n"), 0o644)
+		args := append(append([]string{"run", "--rm"}, tc.flags...), "localhost/busybox", "true")
+		if r := s.pelagos(t, args...); r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: want exit 125 and %q, got %s", tc.flags, tc.want, r)
+		}
+	}
+}
+
+// TestGlibcThreadsUnderSeccomp: glibc creates threads with clone3 and
+// falls back to clone only on ENOSYS; a filter that answers EPERM breaks
+// every threaded program. A real C program proves the default profile
+// gets it right.
+func TestGlibcThreadsUnderSeccomp(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	dir := filepath.Join(S.work, "threads")
+	root := filepath.Join(dir, "rootfs")
+	os.MkdirAll(root, 0o755)
+	src := filepath.Join(dir, "threads.c")
+	os.WriteFile(src, []byte(`#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void *work(void *arg) { return arg; }
+int main(void) {
+	long r = syscall(SYS_clone3, NULL, 0);
+	printf("clone3 errno %d\n", r < 0 ? errno : 0);
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++)
+		if (pthread_create(&t[i], NULL, work, NULL) != 0) { printf("pthread_create failed\n"); return 1; }
+	for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+	printf("8 threads ok\n");
+	return 0;
+}
+`), 0o644)
+	bin := filepath.Join(dir, "threads")
+	if out, err := exec.Command("gcc", "-O2", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v %s", err, out)
+	}
+	if err := imagetest.GlibcRootfs(root, bin); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "threads.tar")
+	if err := imagetest.WriteRootfsTar(root, tarball); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chmod(tarball, 0o644)
+	s.mustPelagos(t, "import", tarball, "localhost/threads")
+	defer s.pelagos(t, "rmi", "-f", "localhost/threads")
+	r := s.pelagos(t, "run", "--rm", "localhost/threads", bin)
+	if r.Code != 0 || r.Stdout != "clone3 errno 38\n8 threads ok\n" {
+		t.Fatalf("threads under the default profile (want clone3 → ENOSYS): %s", r)
+	}
+}
