@@ -94,7 +94,7 @@ func runInit(status *os.File) (int, error) {
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which a
 	// non-root user loses at setuid: load it first then.
 	if !spec.NoNewPrivileges {
-		if err := loadSeccomp(spec.Seccomp); err != nil {
+		if err := loadSeccompBPF(spec.SeccompBPF); err != nil {
 			return ExitSetupFailed, err
 		}
 	}
@@ -108,7 +108,7 @@ func runInit(status *os.File) (int, error) {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return ExitSetupFailed, fmt.Errorf("set no_new_privs: %w", err)
 		}
-		if err := loadSeccomp(spec.Seccomp); err != nil {
+		if err := loadSeccompBPF(spec.SeccompBPF); err != nil {
 			return ExitSetupFailed, err
 		}
 	}

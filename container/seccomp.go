@@ -1,37 +1,57 @@
 package container
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
 
-// loadSeccomp compiles an OCI seccomp profile with libseccomp and loads
-// it on this thread, which then executes the command. libseccomp is used
-// because a profile needs a return code per rule: clone3 must fail with
-// ENOSYS (so glibc falls back to clone) while other calls fail with
-// EPERM.
-func loadSeccomp(p *specs.LinuxSeccomp) error {
+// CompileSeccomp compiles an OCI seccomp profile with libseccomp into a
+// classic BPF program for this architecture. libseccomp is used because a
+// profile needs a return code per rule: clone3 must fail with ENOSYS (so
+// glibc falls back to clone) while other calls fail with EPERM. The
+// service compiles once and caches; a container's init only loads the
+// bytes (loadSeccompBPF), which keeps its start fast.
+func CompileSeccomp(p *specs.LinuxSeccomp) ([]byte, error) {
 	if p == nil {
-		return nil
+		return nil, nil
 	}
 	def, err := seccompAction(p.DefaultAction, p.DefaultErrnoRet)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	filter, err := libseccomp.NewFilter(def)
 	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	defer filter.Release()
-	// We set no_new_privs ourselves, as the caller asked.
-	if err := filter.SetNoNewPrivsBit(false); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+	if err := buildFilter(filter, p, def); err != nil {
+		return nil, err
 	}
+	mem, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	f := os.NewFile(uintptr(mem), "seccomp-bpf")
+	defer f.Close()
+	if err := filter.ExportBPF(f); err != nil {
+		return nil, fmt.Errorf("seccomp: export filter: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
+}
+
+func buildFilter(filter *libseccomp.ScmpFilter, p *specs.LinuxSeccomp, def libseccomp.ScmpAction) error {
 	for _, a := range p.Architectures {
 		arch, err := libseccomp.GetArchFromString(archName(a))
 		if err != nil {
@@ -77,8 +97,32 @@ func loadSeccomp(p *specs.LinuxSeccomp) error {
 			}
 		}
 	}
-	if err := filter.Load(); err != nil {
-		return fmt.Errorf("seccomp: load filter: %w", err)
+	return nil
+}
+
+// loadSeccompBPF installs a compiled filter on this thread, which then
+// executes the command. It needs no_new_privs or CAP_SYS_ADMIN.
+func loadSeccompBPF(prog []byte) error {
+	if len(prog) == 0 {
+		return nil
+	}
+	if len(prog)%8 != 0 {
+		return fmt.Errorf("seccomp: compiled filter has %d bytes, not a multiple of 8", len(prog))
+	}
+	insns := make([]unix.SockFilter, len(prog)/8)
+	for i := range insns {
+		b := prog[i*8:]
+		insns[i] = unix.SockFilter{
+			Code: binary.NativeEndian.Uint16(b[0:]),
+			Jt:   b[2],
+			Jf:   b[3],
+			K:    binary.NativeEndian.Uint32(b[4:]),
+		}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
+	const seccompSetModeFilter = 1
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+		return fmt.Errorf("seccomp: load filter: %w", errno)
 	}
 	return nil
 }

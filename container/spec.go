@@ -5,8 +5,6 @@
 // PID 1 of the new PID namespace until it executes the command.
 package container
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
-
 // Spec is everything the child needs to set up and start one container.
 // The service builds it from the image config and the user's options and
 // hands it to the child over a pipe as JSON.
@@ -44,8 +42,9 @@ type Spec struct {
 	// NoNewPrivileges stops setuid binaries and file capabilities from
 	// granting anything.
 	NoNewPrivileges bool `json:"noNewPrivileges"`
-	// Seccomp is the system call filter; nil runs unconfined.
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// SeccompBPF is the compiled system call filter (CompileSeccomp);
+	// empty runs unconfined.
+	SeccompBPF []byte `json:"seccompBPF,omitempty"`
 	// MaskedPaths are hidden (an empty read-only tmpfs or /dev/null).
 	MaskedPaths []string `json:"maskedPaths,omitempty"`
 	// ReadonlyPaths are remounted read-only.

@@ -181,7 +181,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols
 	}
-	if err := c.rec.Security.apply(spec, c.dir); err != nil {
+	if err := c.rec.Security.apply(spec, c.dir, &c.m.seccomp); err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		return nil, err
 	}

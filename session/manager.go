@@ -32,6 +32,8 @@ type Manager struct {
 	ns     *rootless.Namespace
 	store  *images.Store
 	server *pdbus.Server
+	// seccomp caches compiled profiles.
+	seccomp seccompCache
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by id

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	seccompprofiles "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -123,8 +124,10 @@ func specWithCaps(caps []string) *specs.Spec {
 	}}}
 }
 
-// apply fills the security part of a container spec.
-func (s security) apply(spec *container.Spec, dir string) error {
+// apply fills the security part of a container spec, compiling the
+// seccomp profile (cached: the default profile is the same for every
+// container with the same capabilities).
+func (s security) apply(spec *container.Spec, dir string, cache *seccompCache) error {
 	spec.Capabilities = s.Capabilities
 	spec.NoNewPrivileges = s.NoNewPrivileges
 	spec.ReadonlyRootfs = s.ReadonlyRootfs
@@ -134,11 +137,11 @@ func (s security) apply(spec *container.Spec, dir string) error {
 	}
 	switch s.Seccomp {
 	case "default":
-		p, err := seccompprofiles.GetDefaultProfile(specWithCaps(s.Capabilities))
+		bpf, err := cache.defaultProfile(s.Capabilities)
 		if err != nil {
-			return fmt.Errorf("default seccomp profile: %w", err)
+			return err
 		}
-		spec.Seccomp = p
+		spec.SeccompBPF = bpf
 	case "custom":
 		b, err := os.ReadFile(filepath.Join(dir, customSeccompFile))
 		if err != nil {
@@ -148,7 +151,37 @@ func (s security) apply(spec *container.Spec, dir string) error {
 		if err != nil {
 			return fmt.Errorf("seccomp profile: %w", err)
 		}
-		spec.Seccomp = p
+		if spec.SeccompBPF, err = container.CompileSeccomp(p); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// seccompCache keeps compiled default profiles by capability set.
+type seccompCache struct {
+	mu       sync.Mutex
+	compiled map[string][]byte
+}
+
+func (c *seccompCache) defaultProfile(caps []string) ([]byte, error) {
+	key := strings.Join(caps, ",")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.compiled[key]; ok {
+		return b, nil
+	}
+	p, err := seccompprofiles.GetDefaultProfile(specWithCaps(caps))
+	if err != nil {
+		return nil, fmt.Errorf("default seccomp profile: %w", err)
+	}
+	b, err := container.CompileSeccomp(p)
+	if err != nil {
+		return nil, err
+	}
+	if c.compiled == nil {
+		c.compiled = map[string][]byte{}
+	}
+	c.compiled[key] = b
+	return b, nil
 }
