@@ -34,6 +34,9 @@ type runOptions struct {
 	securityOpt []string
 	privileged  bool
 	readOnly    bool
+	roTmpfs     bool
+	volumes     []string
+	tmpfs       []string
 }
 
 func runCmd(e *env, args []string) int {
@@ -58,6 +61,9 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|unconfined|PROFILE.json, label=disable")
 	fs.BoolVar(&o.privileged, "privileged", false, "all capabilities of your user namespace, no seccomp, no masked paths")
 	fs.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
+	fs.BoolVar(&o.roTmpfs, "read-only-tmpfs", true, "with --read-only, writable tmpfs on /tmp, /var/tmp and /run")
+	fs.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind a host path or a named volume: SRC:DST[:ro]")
+	fs.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs: DST[:size=64m,mode=1777,...]")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -85,6 +91,7 @@ func runCmd(e *env, args []string) int {
 		Image: rest[0], Name: o.name, Env: envs, WorkingDir: o.workdir, User: o.user,
 		Hostname: o.hostname, AutoRemove: o.rm,
 		CapAdd: o.capAdd, CapDrop: o.capDrop, Privileged: o.privileged, ReadOnly: o.readOnly,
+		ReadOnlyTmpfs: o.roTmpfs, Volumes: o.volumes, Tmpfs: o.tmpfs,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

@@ -54,6 +54,11 @@ func setupRootfs(spec *Spec) error {
 			return err
 		}
 	}
+	for _, m := range spec.Mounts {
+		if err := mountUser(root, m); err != nil {
+			return err
+		}
+	}
 	if err := pivotRoot(root); err != nil {
 		return err
 	}
@@ -211,4 +216,78 @@ func pivotRoot(root string) error {
 		return fmt.Errorf("enter new root: %w", err)
 	}
 	return nil
+}
+
+// mountUser applies one of the user's mounts. The destination is
+// resolved inside the root, so a symlink planted in an image cannot send
+// it onto the host.
+func mountUser(root string, m Mount) error {
+	target, err := resolveIn(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	switch m.Type {
+	case "tmpfs":
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("create mount point %s: %w", m.Destination, err)
+		}
+		flags := m.Flags
+		if m.ReadOnly {
+			flags |= unix.MS_RDONLY
+		}
+		if err := unix.Mount("tmpfs", target, "tmpfs", flags, m.Data); err != nil {
+			return fmt.Errorf("mount tmpfs on %s (%s): %w", m.Destination, m.Data, err)
+		}
+		return nil
+	case "bind":
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", m.Source, err)
+		}
+		if fi.IsDir() {
+			err = os.MkdirAll(target, 0o755)
+		} else {
+			err = createFile(target)
+		}
+		if err != nil {
+			return fmt.Errorf("create mount point %s: %w", m.Destination, err)
+		}
+		if err := unix.Mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", m.Source, m.Destination, err)
+		}
+		if m.ReadOnly || m.Flags != 0 {
+			// Keep the flags the host mount has: the kernel refuses to
+			// drop locked ones (nosuid, nodev) in a user namespace.
+			var st unix.Statfs_t
+			if err := unix.Statfs(target, &st); err != nil {
+				return fmt.Errorf("bind %s: %w", m.Destination, err)
+			}
+			flags := uintptr(st.Flags)&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY) | m.Flags
+			if m.ReadOnly {
+				flags |= unix.MS_RDONLY
+			}
+			if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, ""); err != nil {
+				return fmt.Errorf("make %s read-only: %w", m.Destination, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown mount type %q for %s", m.Type, m.Destination)
+}
+
+func createFile(p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("a directory is in the way")
+		}
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -28,6 +28,9 @@ type Spec struct {
 	// /etc/resolv.conf) to a file in the service's namespace that is
 	// bind-mounted over it.
 	Files map[string]string `json:"files"`
+	// Mounts are the user's volumes, binds and tmpfs mounts, applied in
+	// order (parents before children).
+	Mounts []Mount `json:"mounts,omitempty"`
 	// Terminal gives the command a new pseudo-terminal of the
 	// container's own devpts as stdin, stdout, stderr and controlling
 	// terminal; its master is handed to the parent (Process.Terminal).
@@ -51,6 +54,22 @@ type Spec struct {
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 	// ReadonlyRootfs makes / read-only (--read-only).
 	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
+}
+
+// Mount is one bind or tmpfs mount into the container.
+type Mount struct {
+	// Type is "bind" or "tmpfs".
+	Type string `json:"type"`
+	// Source is a path in the service's namespace (bind only).
+	Source string `json:"source,omitempty"`
+	// Destination is the path inside the container; symlinks in the
+	// image are resolved inside the root.
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+	// Flags are extra mount flags (MS_NOEXEC, MS_NOSUID, MS_NODEV).
+	Flags uintptr `json:"flags,omitempty"`
+	// Data is the tmpfs option string (size=, mode=, ...).
+	Data string `json:"data,omitempty"`
 }
 
 // Exit codes follow Docker: the command's own status, or these when the

@@ -24,6 +24,12 @@ type ContainerConfig struct {
 	SecurityOpt []string
 	Privileged  bool
 	ReadOnly    bool
+	// ReadOnlyTmpfs (default true) gives a ReadOnly root tmpfs on /tmp,
+	// /var/tmp and /run.
+	ReadOnlyTmpfs bool
+	// Volumes are -v specs, Tmpfs --tmpfs specs.
+	Volumes []string
+	Tmpfs   []string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -57,7 +63,10 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	}
 	if c.ReadOnly {
 		m["ReadOnly"] = godbus.MakeVariant(true)
+		m["ReadOnlyTmpfs"] = godbus.MakeVariant(c.ReadOnlyTmpfs)
 	}
+	putStrings(m, "Volumes", c.Volumes)
+	putStrings(m, "Tmpfs", c.Tmpfs)
 	return m
 }
 
@@ -166,7 +175,7 @@ func (d *decoder) finish(what string) error {
 
 // ParseContainerConfig decodes and checks the a{sv} of CreateContainer.
 func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) {
-	var c ContainerConfig
+	c := ContainerConfig{ReadOnlyTmpfs: true}
 	d := newDecoder(m)
 	d.str("Image", &c.Image)
 	d.strs("Command", &c.Command)
@@ -182,6 +191,9 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.strs("SecurityOpt", &c.SecurityOpt)
 	d.boolean("Privileged", &c.Privileged)
 	d.boolean("ReadOnly", &c.ReadOnly)
+	d.boolean("ReadOnlyTmpfs", &c.ReadOnlyTmpfs)
+	d.strs("Volumes", &c.Volumes)
+	d.strs("Tmpfs", &c.Tmpfs)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -11,7 +11,8 @@ import (
 func TestContainerConfigRoundTrip(t *testing.T) {
 	in := ContainerConfig{Image: "img", Command: []string{"a"}, Entrypoint: []string{""}, Name: "n",
 		Env: []string{"A=1"}, WorkingDir: "/w", User: "u", Hostname: "h", AutoRemove: true,
-		CapAdd: []string{"NET_RAW"}, CapDrop: []string{"ALL"}, SecurityOpt: []string{"seccomp=unconfined"}, Privileged: true, ReadOnly: true}
+		CapAdd: []string{"NET_RAW"}, CapDrop: []string{"ALL"}, SecurityOpt: []string{"seccomp=unconfined"}, Privileged: true, ReadOnly: true,
+		ReadOnlyTmpfs: true, Volumes: []string{"/a:/b:ro"}, Tmpfs: []string{"/t"}}
 	out, err := ParseContainerConfig(in.Options())
 	if err != nil || !reflect.DeepEqual(in, out) {
 		t.Fatalf("got %+v %v", out, err)

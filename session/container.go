@@ -177,6 +177,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		Cwd:      c.rec.WorkingDir,
 		User:     c.rec.User,
 		Files:    files,
+		Mounts:   c.rec.Mounts,
 	}
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols

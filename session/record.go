@@ -2,7 +2,9 @@ package session
 
 import (
 	"encoding/json"
+
 	"fmt"
+	"github.com/pelagos-containers/pelagos/container"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,18 +14,19 @@ import (
 // container.json in the container's directory after every change, so a
 // restarted service finds every container as it was.
 type record struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Image      string    `json:"image"`
-	ImageID    string    `json:"imageId"`
-	Args       []string  `json:"args"`
-	Env        []string  `json:"env"`
-	WorkingDir string    `json:"workingDir"`
-	User       string    `json:"user"`
-	Hostname   string    `json:"hostname"`
-	AutoRemove bool      `json:"autoRemove"`
-	CreatedAt  time.Time `json:"createdAt"`
-	Security   security  `json:"security"`
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	ImageID    string            `json:"imageId"`
+	Args       []string          `json:"args"`
+	Env        []string          `json:"env"`
+	WorkingDir string            `json:"workingDir"`
+	User       string            `json:"user"`
+	Hostname   string            `json:"hostname"`
+	AutoRemove bool              `json:"autoRemove"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	Security   security          `json:"security"`
+	Mounts     []container.Mount `json:"mounts,omitempty"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`
