@@ -46,6 +46,13 @@ func commands() []command {
 		{"run", "Run a command in a new container", "pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]", runCmd},
 		{"ps", "List containers", "pelagos ps [-a] [-q] [--no-trunc]", psCmd},
 		{"rm", "Remove one or more containers", "pelagos rm [-f] CONTAINER [CONTAINER...]", rmCmd},
+		{"start", "Start one or more containers", "pelagos start [-a [-i]] CONTAINER [CONTAINER...]", startCmd},
+		{"stop", "Stop one or more running containers", "pelagos stop [-t SECONDS] CONTAINER [CONTAINER...]", stopCmd},
+		{"restart", "Restart one or more containers", "pelagos restart [-t SECONDS] CONTAINER [CONTAINER...]", restartCmd},
+		{"kill", "Send a signal to one or more running containers", "pelagos kill [-s SIGNAL] CONTAINER [CONTAINER...]", killCmd},
+		{"wait", "Wait for containers to stop and print their exit codes", "pelagos wait CONTAINER [CONTAINER...]", waitCmd},
+		{"logs", "Print the output of a container started in the background", "pelagos logs [-f] [--tail N] CONTAINER", logsCmd},
+		{"inspect", "Show a container's configuration and state as JSON", "pelagos inspect CONTAINER [CONTAINER...]", inspectCmd},
 		{"images", "List images", "pelagos images [-q] [--no-trunc]", imagesCmd},
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
@@ -97,6 +104,8 @@ func aliasFor(args []string) []string {
 	}
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
+		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
+		"container wait": "wait", "container logs": "logs", "container inspect": "inspect",
 		"image ls": "images", "image list": "images", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

@@ -126,6 +126,11 @@ func (c *Client) Wait(ctx context.Context, path godbus.ObjectPath) (int32, error
 	return code, err
 }
 
+// Stop stops the container: SIGTERM, then SIGKILL after timeoutSec.
+func (c *Client) Stop(ctx context.Context, path godbus.ObjectPath, timeoutSec uint32) error {
+	return c.call(ctx, c.container(path), ContainerIface, "Stop", []any{timeoutSec})
+}
+
 // Kill sends a signal to the container.
 func (c *Client) Kill(ctx context.Context, path godbus.ObjectPath, signal string) error {
 	return c.call(ctx, c.container(path), ContainerIface, "Kill", []any{signal})

@@ -363,6 +363,15 @@ func (a *containerAPI) Wait() (int32, *godbus.Error) {
 	return int32(code), asDBusErr(err)
 }
 
+// Stop implements the method of the same name.
+func (a *containerAPI) Stop(timeout uint32) *godbus.Error {
+	a.c.m.touch()
+	if timeout > 24*3600 {
+		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "stop timeout %d s is over a day", timeout))
+	}
+	return asDBusErr(a.c.stop(a.c.m.ctx, time.Duration(timeout)*time.Second))
+}
+
 // Kill implements the method of the same name.
 func (a *containerAPI) Kill(signal string) *godbus.Error {
 	a.c.m.touch()

@@ -60,21 +60,30 @@ func (c *ctr) running() bool {
 func (c *ctr) export() error {
 	r := &c.rec
 	props := map[string]*prop.Prop{
-		"Id":         constProp(r.ID),
-		"Name":       constProp(r.Name),
-		"Image":      constProp(r.Image),
-		"ImageId":    constProp(r.ImageID),
-		"Command":    constProp(r.Args),
-		"Hostname":   constProp(r.Hostname),
-		"AutoRemove": constProp(r.AutoRemove),
-		"CreatedAt":  constProp(usec(r.CreatedAt)),
-		"LogPath":    constProp(c.logPath()),
-		"State":      {Value: r.State, Emit: prop.EmitTrue},
-		"ExitCode":   {Value: int32(r.ExitCode), Emit: prop.EmitTrue},
-		"Pid":        {Value: uint32(r.Pid), Emit: prop.EmitTrue},
-		"StartedAt":  {Value: usec(r.StartedAt), Emit: prop.EmitTrue},
-		"FinishedAt": {Value: usec(r.FinishedAt), Emit: prop.EmitTrue},
-		"Error":      {Value: r.Error, Emit: prop.EmitTrue},
+		"Id":              constProp(r.ID),
+		"Name":            constProp(r.Name),
+		"Image":           constProp(r.Image),
+		"ImageId":         constProp(r.ImageID),
+		"Command":         constProp(r.Args),
+		"Hostname":        constProp(r.Hostname),
+		"AutoRemove":      constProp(r.AutoRemove),
+		"CreatedAt":       constProp(usec(r.CreatedAt)),
+		"LogPath":         constProp(c.logPath()),
+		"State":           {Value: r.State, Emit: prop.EmitTrue},
+		"ExitCode":        {Value: int32(r.ExitCode), Emit: prop.EmitTrue},
+		"Pid":             {Value: uint32(r.Pid), Emit: prop.EmitTrue},
+		"StartedAt":       {Value: usec(r.StartedAt), Emit: prop.EmitTrue},
+		"FinishedAt":      {Value: usec(r.FinishedAt), Emit: prop.EmitTrue},
+		"Error":           {Value: r.Error, Emit: prop.EmitTrue},
+		"Env":             constProp(nonNil(r.Env)),
+		"WorkingDir":      constProp(r.WorkingDir),
+		"User":            constProp(r.User),
+		"Mounts":          constProp(mountRows(r.Mounts)),
+		"Capabilities":    constProp(nonNil(r.Security.Capabilities)),
+		"Privileged":      constProp(r.Security.Privileged),
+		"ReadOnly":        constProp(r.Security.ReadonlyRootfs),
+		"NoNewPrivileges": constProp(r.Security.NoNewPrivileges),
+		"Seccomp":         constProp(r.Security.Seccomp),
 	}
 	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
 	if err != nil {
@@ -384,4 +393,54 @@ func parseSignal(s string) (unix.Signal, error) {
 		return sig, nil
 	}
 	return 0, fmt.Errorf("invalid signal %q: use a name like TERM or KILL, or a number", s)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// mountRow is one entry of the Mounts property.
+type mountRow struct {
+	Type, Source, Destination string
+	ReadOnly                  bool
+}
+
+func mountRows(ms []container.Mount) []mountRow {
+	rows := []mountRow{}
+	for _, m := range ms {
+		rows = append(rows, mountRow{m.Type, m.Source, m.Destination, m.ReadOnly})
+	}
+	return rows
+}
+
+// stop sends SIGTERM, then SIGKILL after timeout, and waits for the end.
+func (c *ctr) stop(ctx context.Context, timeout time.Duration) error {
+	c.mu.Lock()
+	running, done := c.rec.State == pdbus.StateRunning, c.done
+	c.mu.Unlock()
+	if !running || done == nil {
+		return nil
+	}
+	if err := c.kill(unix.SIGTERM); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := c.kill(unix.SIGKILL); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -1,0 +1,382 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+// eachContainer runs fn for every named container, printing failures
+// podman's way, and returns 0, or 125 if any failed.
+func (e *env) eachContainer(c *pdbus.Client, names []string, fn func(path godbus.ObjectPath, name string) error) int {
+	code := exitOK
+	for _, name := range names {
+		path, err := c.GetContainer(e.ctx, name)
+		if err == nil {
+			err = fn(path, name)
+		}
+		if err != nil {
+			e.callErr(err)
+			code = exitFailure
+		}
+	}
+	return code
+}
+
+func stopCmd(e *env, args []string) int {
+	fs := e.flags("stop")
+	timeout := fs.UintP("time", "t", 10, "seconds to wait for the container to stop before killing it")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos stop\" requires at least 1 argument: pelagos stop [-t SECONDS] CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		if err := c.Stop(e.ctx, path, uint32(*timeout)); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+func killCmd(e *env, args []string) int {
+	fs := e.flags("kill")
+	sig := fs.StringP("signal", "s", "KILL", "signal to send (name or number)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos kill\" requires at least 1 argument: pelagos kill [-s SIGNAL] CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		if err := c.Kill(e.ctx, path, *sig); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+func startCmd(e *env, args []string) int {
+	fs := e.flags("start")
+	attach := fs.BoolP("attach", "a", false, "attach stdout/stderr and wait; the exit code is the container's")
+	interactive := fs.BoolP("interactive", "i", false, "attach stdin (with -a)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 || (*attach && fs.NArg() > 1) {
+		e.errorf("\"pelagos start\" requires 1 argument with -a, at least 1 without: pelagos start [-a] CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	if *attach {
+		path, err := c.GetContainer(e.ctx, fs.Arg(0))
+		if err != nil {
+			e.callErr(err)
+			return exitFailure
+		}
+		stdin := e.stdin
+		if !*interactive {
+			devnull, err := os.Open(os.DevNull)
+			if err != nil {
+				e.errorf("%v", err)
+				return exitFailure
+			}
+			defer devnull.Close()
+			stdin = devnull
+		}
+		stop := proxySignals(e, c, path)
+		defer stop()
+		code, err := c.StartWithStdio(e.ctx, path, stdin, e.stdout, e.stderr)
+		if err != nil {
+			e.callErr(err)
+			return exitCodeFor(err)
+		}
+		return int(code)
+	}
+	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		if err := c.Start(e.ctx, path); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerRunning {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+func restartCmd(e *env, args []string) int {
+	fs := e.flags("restart")
+	timeout := fs.UintP("time", "t", 10, "seconds to wait for the container to stop before killing it")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos restart\" requires at least 1 argument: pelagos restart [-t SECONDS] CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		if err := c.Stop(e.ctx, path, uint32(*timeout)); err != nil {
+			return err
+		}
+		if err := c.Start(e.ctx, path); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+func waitCmd(e *env, args []string) int {
+	fs := e.flags("wait")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos wait\" requires at least 1 argument: pelagos wait CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		code, err := c.Wait(e.ctx, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, code)
+		return nil
+	})
+}
+
+func logsCmd(e *env, args []string) int {
+	fs := e.flags("logs")
+	follow := fs.BoolP("follow", "f", false, "keep printing output until the container stops")
+	tail := fs.Int("tail", -1, "print only the last N lines")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		e.errorf("\"pelagos logs\" requires exactly 1 argument: pelagos logs [-f] [--tail N] CONTAINER")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetContainer(e.ctx, fs.Arg(0))
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	props, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	logPath, _ := props["LogPath"].Value().(string)
+	f, err := os.Open(logPath)
+	if os.IsNotExist(err) {
+		return exitOK // never started in the background: no output yet
+	}
+	if err != nil {
+		e.errorf("open log: %v", err)
+		return exitFailure
+	}
+	defer f.Close()
+	if *tail >= 0 {
+		if err := seekTail(f, *tail); err != nil {
+			e.errorf("read log: %v", err)
+			return exitFailure
+		}
+	}
+	for {
+		if _, err := io.Copy(e.stdout, f); err != nil {
+			e.errorf("read log: %v", err)
+			return exitFailure
+		}
+		if !*follow {
+			return exitOK
+		}
+		props, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
+		if err != nil || props["State"].Value() != pdbus.StateRunning {
+			io.Copy(e.stdout, f) // what was written before it stopped
+			return exitOK
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// seekTail positions f at the start of its last n lines.
+func seekTail(f *os.File, n int) error {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	skip := 0
+	if len(lines) > n {
+		for _, l := range lines[:len(lines)-n] {
+			skip += len(l)
+		}
+	}
+	_, err = f.Seek(int64(skip), io.SeekStart)
+	return err
+}
+
+// inspectCmd prints podman-style JSON built from the container's D-Bus
+// properties.
+func inspectCmd(e *env, args []string) int {
+	fs := e.flags("inspect")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos inspect\" requires at least 1 argument: pelagos inspect CONTAINER [CONTAINER...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	var out []any
+	code := e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		p, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
+		if err != nil {
+			return err
+		}
+		out = append(out, inspectJSON(p))
+		return nil
+	})
+	if len(out) > 0 {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "     ")
+		enc.Encode(out)
+	}
+	return code
+}
+
+// inspectOutput follows the field order and names of podman inspect.
+type inspectOutput struct {
+	ID           string         `json:"Id"`
+	Created      string         `json:"Created"`
+	Path         string         `json:"Path"`
+	Args         []string       `json:"Args"`
+	State        inspectState   `json:"State"`
+	Image        any            `json:"Image"`
+	ImageName    any            `json:"ImageName"`
+	Name         any            `json:"Name"`
+	LogPath      any            `json:"LogPath"`
+	BoundingCaps any            `json:"BoundingCaps"`
+	Config       inspectConfig  `json:"Config"`
+	HostConfig   inspectHost    `json:"HostConfig"`
+	Mounts       []inspectMount `json:"Mounts"`
+}
+
+type inspectState struct {
+	Status     string `json:"Status"`
+	Running    bool   `json:"Running"`
+	Pid        any    `json:"Pid"`
+	ExitCode   any    `json:"ExitCode"`
+	Error      any    `json:"Error"`
+	StartedAt  string `json:"StartedAt"`
+	FinishedAt string `json:"FinishedAt"`
+	OOMKilled  bool   `json:"OOMKilled"`
+}
+
+type inspectConfig struct {
+	Hostname   any `json:"Hostname"`
+	User       any `json:"User"`
+	Env        any `json:"Env"`
+	Cmd        any `json:"Cmd"`
+	WorkingDir any `json:"WorkingDir"`
+}
+
+type inspectHost struct {
+	AutoRemove      any `json:"AutoRemove"`
+	Privileged      any `json:"Privileged"`
+	ReadonlyRootfs  any `json:"ReadonlyRootfs"`
+	NoNewPrivileges any `json:"NoNewPrivileges"`
+	Seccomp         any `json:"SeccompProfile"`
+}
+
+type inspectMount struct {
+	Type        any  `json:"Type"`
+	Source      any  `json:"Source"`
+	Destination any  `json:"Destination"`
+	RW          bool `json:"RW"`
+}
+
+func inspectJSON(p map[string]godbus.Variant) inspectOutput {
+	v := func(k string) any { return p[k].Value() }
+	ts := func(k string) string {
+		if us, ok := p[k].Value().(uint64); ok && us > 0 {
+			return time.UnixMicro(int64(us)).UTC().Format(time.RFC3339Nano)
+		}
+		return "0001-01-01T00:00:00Z"
+	}
+	state, _ := v("State").(string)
+	cmd, _ := v("Command").([]string)
+	out := inspectOutput{
+		ID: fmt.Sprint(v("Id")), Created: ts("CreatedAt"),
+		State: inspectState{
+			Status: state, Running: state == pdbus.StateRunning, Pid: v("Pid"), ExitCode: v("ExitCode"),
+			Error: v("Error"), StartedAt: ts("StartedAt"), FinishedAt: ts("FinishedAt"),
+		},
+		Image: v("ImageId"), ImageName: v("Image"), Name: v("Name"), LogPath: v("LogPath"),
+		BoundingCaps: v("Capabilities"),
+		Config:       inspectConfig{Hostname: v("Hostname"), User: v("User"), Env: v("Env"), Cmd: cmd, WorkingDir: v("WorkingDir")},
+		HostConfig: inspectHost{
+			AutoRemove: v("AutoRemove"), Privileged: v("Privileged"), ReadonlyRootfs: v("ReadOnly"),
+			NoNewPrivileges: v("NoNewPrivileges"), Seccomp: v("Seccomp"),
+		},
+		Mounts: []inspectMount{},
+	}
+	if len(cmd) > 0 {
+		out.Path, out.Args = cmd[0], cmd[1:]
+	}
+	if rows, ok := v("Mounts").([][]any); ok {
+		for _, r := range rows {
+			if len(r) == 4 {
+				ro, _ := r[3].(bool)
+				out.Mounts = append(out.Mounts, inspectMount{Type: r[0], Source: r[1], Destination: r[2], RW: !ro})
+			}
+		}
+	}
+	return out
+}

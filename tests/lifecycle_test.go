@@ -1,0 +1,100 @@
+package tests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLifecycleVerbs(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "lc", "stubborn")
+	id := strings.TrimSpace(s.mustPelagos(t, "run", "-d", "--name", "lc", "localhost/busybox", "sh", "-c",
+		`trap "echo bye; exit 9" TERM; echo run >> /state; cat /state | wc -l; while :; do sleep 0.1; done`))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want a 64-hex id", id)
+	}
+	waitLog(t, s, "lc", "1\n")
+	if out := s.mustPelagos(t, "stop", "lc"); out != "lc\n" {
+		t.Fatalf("stop: %q", out)
+	}
+	if out := s.mustPelagos(t, "wait", "lc"); out != "9\n" {
+		t.Fatalf("wait after stop: %q", out)
+	}
+	if out := s.mustPelagos(t, "stop", "lc"); out != "lc\n" { // already stopped: fine
+		t.Fatalf("second stop: %q", out)
+	}
+	// start runs it again on the same writable layer.
+	s.mustPelagos(t, "start", "lc")
+	waitLog(t, s, "lc", "2\n")
+	if out := s.mustPelagos(t, "logs", "--tail", "2", "lc"); out != "bye\n2\n" {
+		t.Fatalf("logs --tail 2: %q", out)
+	}
+	var insp []struct {
+		ID    string `json:"Id"`
+		State struct {
+			Status  string
+			Running bool
+			Pid     int
+		}
+		Config struct{ Cmd []string }
+	}
+	if err := json.Unmarshal([]byte(s.mustPelagos(t, "inspect", "lc")), &insp); err != nil || len(insp) != 1 {
+		t.Fatalf("inspect JSON: %v", err)
+	}
+	if insp[0].ID != id || insp[0].State.Status != "running" || !insp[0].State.Running || insp[0].State.Pid == 0 || insp[0].Config.Cmd[0] != "sh" {
+		t.Fatalf("inspect: %+v", insp[0])
+	}
+	s.mustPelagos(t, "restart", "-t", "5", "lc")
+	waitLog(t, s, "lc", "3\n")
+	s.mustPelagos(t, "kill", "-s", "TERM", "lc")
+	if out := s.mustPelagos(t, "wait", "lc"); out != "9\n" {
+		t.Fatalf("wait after kill -s TERM: %q", out)
+	}
+
+	// A command that ignores SIGTERM is killed after the timeout.
+	s.mustPelagos(t, "run", "-d", "--name", "stubborn", "localhost/busybox", "sh", "-c", `trap "" TERM; echo up; while :; do sleep 0.1; done`)
+	waitLog(t, s, "stubborn", "up\n")
+	start := time.Now()
+	s.mustPelagos(t, "stop", "-t", "1", "stubborn")
+	if d := time.Since(start); d < time.Second || d > 10*time.Second {
+		t.Errorf("stop -t 1 took %v", d)
+	}
+	if out := s.mustPelagos(t, "wait", "stubborn"); out != "137\n" {
+		t.Fatalf("killed after the grace period: %q", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stop", "nosuch"}, "no such container"},
+		{[]string{"kill", "-s", "BOGUS", "lc"}, "invalid signal"},
+		{[]string{"kill", "lc"}, "is not running"},
+		{[]string{"logs", "nosuch"}, "no such container"},
+		{[]string{"inspect", "nosuch"}, "no such container"},
+		{[]string{"start", "-a", "lc", "stubborn"}, "requires 1 argument"},
+	} {
+		if r := s.pelagos(t, tc.args...); r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: want failure %q, got %s", tc.args, tc.want, r)
+		}
+	}
+}
+
+// waitLog waits until the container's log ends with want.
+func waitLog(t *testing.T, s *userSession, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var out string
+	for time.Now().Before(deadline) {
+		out = s.pelagos(t, "logs", name).Stdout
+		if strings.HasSuffix(out, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("log of %s never ended with %q: %q", name, want, out)
+}
