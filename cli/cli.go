@@ -54,6 +54,7 @@ func commands() []command {
 		{"logs", "Print the output of a container started in the background", "pelagos logs [-f] [--tail N] CONTAINER", logsCmd},
 		{"inspect", "Show a container's configuration and state as JSON", "pelagos inspect CONTAINER [CONTAINER...]", inspectCmd},
 		{"images", "List images", "pelagos images [-q] [--no-trunc]", imagesCmd},
+		{"pull", "Pull an image from a registry", "pelagos pull [--tls-verify=false] NAME[:TAG|@DIGEST]", pullCmd},
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
@@ -106,7 +107,7 @@ func aliasFor(args []string) []string {
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
 		"container wait": "wait", "container logs": "logs", "container inspect": "inspect",
-		"image ls": "images", "image list": "images", "image rm": "rmi", "image load": "load", "image import": "import",
+		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {
 		return append([]string{to}, args[2:]...)

@@ -117,6 +117,13 @@ func runCmd(e *env, args []string) int {
 	}
 	defer c.Close()
 	path, id, err := c.CreateContainer(e.ctx, cfg)
+	if pdbus.CodeOf(err) == pdbus.ErrNoSuchImage {
+		if perr := e.pullForRun(c, cfg.Image); perr != nil {
+			e.callErr(perr)
+			return exitFailure
+		}
+		path, id, err = c.CreateContainer(e.ctx, cfg)
+	}
 	if err != nil {
 		e.callErr(err)
 		return exitFailure

@@ -227,3 +227,85 @@ func IsServiceUnknown(err error) bool {
 	}
 	return false
 }
+
+// JobProgress is what a pull job reports while it runs.
+type JobProgress struct {
+	Progress              float64
+	BytesDone, BytesTotal uint64
+	Layer, Message        string
+}
+
+// Pull starts a pull and follows it to its end, calling progress on
+// every change. Cancelling ctx cancels the job; Pull then waits for the
+// service to confirm (nothing half-pulled remains) and returns the
+// Cancelled error.
+func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progress func(JobProgress)) (godbus.ObjectPath, error) {
+	finished := []godbus.MatchOption{
+		godbus.WithMatchSender(BusName), godbus.WithMatchObjectPath(ManagerPath),
+		godbus.WithMatchInterface(ManagerInterface), godbus.WithMatchMember("JobFinished"),
+	}
+	changed := []godbus.MatchOption{
+		godbus.WithMatchSender(BusName), godbus.WithMatchPathNamespace(ManagerPath + "/job"),
+		godbus.WithMatchInterface(PropertiesIface), godbus.WithMatchMember("PropertiesChanged"),
+	}
+	// Subscribe before the call, or a fast job could end unseen.
+	for _, m := range [][]godbus.MatchOption{finished, changed} {
+		if err := c.conn.AddMatchSignalContext(ctx, m...); err != nil {
+			return "", fmt.Errorf("subscribe to job signals: %w", err)
+		}
+		defer c.conn.RemoveMatchSignal(m...)
+	}
+	ch := make(chan *godbus.Signal, 64)
+	c.conn.Signal(ch)
+	defer c.conn.RemoveSignal(ch)
+
+	var job godbus.ObjectPath
+	// The call itself must not be cancelled with ctx: a job that was
+	// created needs its Cancel.
+	if err := c.call(context.Background(), c.mgr, ManagerInterface, "PullImage", []any{ref, opts.Options()}, &job); err != nil {
+		return "", err
+	}
+	var p JobProgress
+	cancelled := false
+	for {
+		select {
+		case <-ctx.Done():
+			if !cancelled {
+				cancelled = true
+				c.call(context.Background(), c.conn.Object(BusName, job), JobIface, "Cancel", nil)
+			}
+			ctx = context.Background() // keep waiting for the confirmation
+		case sig := <-ch:
+			switch {
+			case sig.Name == PropertiesIface+".PropertiesChanged" && sig.Path == job && len(sig.Body) >= 2:
+				vals, _ := sig.Body[1].(map[string]godbus.Variant)
+				for k, v := range vals {
+					switch k {
+					case "Progress":
+						p.Progress, _ = v.Value().(float64)
+					case "BytesDone":
+						p.BytesDone, _ = v.Value().(uint64)
+					case "BytesTotal":
+						p.BytesTotal, _ = v.Value().(uint64)
+					case "Layer":
+						p.Layer, _ = v.Value().(string)
+					case "Message":
+						p.Message, _ = v.Value().(string)
+					}
+				}
+				if progress != nil {
+					progress(p)
+				}
+			case sig.Name == ManagerInterface+".JobFinished" && len(sig.Body) == 5 && sig.Body[0] == job:
+				result, _ := sig.Body[1].(string)
+				image, _ := sig.Body[2].(godbus.ObjectPath)
+				errName, _ := sig.Body[3].(string)
+				errMsg, _ := sig.Body[4].(string)
+				if result == JobDone {
+					return image, nil
+				}
+				return "", FromDBus(godbus.Error{Name: errName, Body: []any{errMsg}})
+			}
+		}
+	}
+}

@@ -23,6 +23,9 @@ const (
 	ErrContainerRunning     ErrorCode = "ContainerRunning"
 	ErrContainerNotRunning  ErrorCode = "ContainerNotRunning"
 	ErrImageInUse           ErrorCode = "ImageInUse"
+	ErrInvalidReference     ErrorCode = "InvalidReference"
+	ErrPullFailed           ErrorCode = "PullFailed"
+	ErrCancelled            ErrorCode = "Cancelled"
 	ErrFailed               ErrorCode = "Failed"
 )
 
@@ -31,7 +34,7 @@ var AllErrorCodes = []ErrorCode{
 	ErrNoSuchContainer, ErrNoSuchImage, ErrNameInUse, ErrInvalidArgument,
 	ErrInvalidArchive, ErrCommandNotFound, ErrCommandNotExecutable,
 	ErrStartFailed, ErrContainerRunning, ErrContainerNotRunning,
-	ErrImageInUse, ErrFailed,
+	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrCancelled, ErrFailed,
 }
 
 // Name is the full D-Bus error name.

@@ -23,6 +23,7 @@ const (
 	ManagerInterface = "io.pelagos.Pelagos1.Manager"
 	ContainerIface   = "io.pelagos.Pelagos1.Container"
 	ImageIface       = "io.pelagos.Pelagos1.Image"
+	JobIface         = "io.pelagos.Pelagos1.Job"
 	ErrorPrefix      = "io.pelagos.Pelagos1.Error."
 	APIVersion       = uint32(1)
 
@@ -45,4 +46,16 @@ const (
 	StateCreated = "created"
 	StateRunning = "running"
 	StateExited  = "exited"
+)
+
+// JobPath is the object path of the job with the given number.
+func JobPath(n uint64) godbus.ObjectPath {
+	return godbus.ObjectPath(fmt.Sprintf("%s/job/%d", ManagerPath, n))
+}
+
+// Job results, as JobFinished reports them.
+const (
+	JobDone      = "done"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
 )

@@ -255,3 +255,21 @@ func (d *decoder) uint16(key string, dst *uint16) {
 	}
 	*dst = n
 }
+
+// PullOptions is the a{sv} argument of Manager.PullImage.
+type PullOptions struct {
+	TLSVerify bool
+}
+
+// Options encodes the pull options for the bus.
+func (o PullOptions) Options() map[string]godbus.Variant {
+	return map[string]godbus.Variant{"TLSVerify": godbus.MakeVariant(o.TLSVerify)}
+}
+
+// ParsePullOptions decodes and checks the a{sv} of PullImage.
+func ParsePullOptions(m map[string]godbus.Variant) (PullOptions, error) {
+	o := PullOptions{TLSVerify: true}
+	d := newDecoder(m)
+	d.boolean("TLSVerify", &o.TLSVerify)
+	return o, d.finish("pull")
+}

@@ -112,7 +112,7 @@ func (s *Server) Export(path godbus.ObjectPath, iface string, methods any, props
 	}
 	if path == s.root {
 		node.Interfaces = append(node.Interfaces, objectManagerIntrospectData)
-		node.Children = []introspect.Node{{Name: "container"}, {Name: "image"}}
+		node.Children = []introspect.Node{{Name: "container"}, {Name: "image"}, {Name: "job"}}
 	}
 	if err := s.conn.Export(introspect.NewIntrospectable(node), path, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return nil, fmt.Errorf("export introspection of %s: %w", path, err)
@@ -157,7 +157,7 @@ func (s *Server) refreshParents() {
 		}
 	}
 	s.mu.Unlock()
-	for _, dir := range []string{string(s.root) + "/container", string(s.root) + "/image"} {
+	for _, dir := range []string{string(s.root) + "/container", string(s.root) + "/image", string(s.root) + "/job"} {
 		kids := children[dir]
 		sort.Slice(kids, func(i, j int) bool { return kids[i].Name < kids[j].Name })
 		node := &introspect.Node{Name: dir, Children: kids}

@@ -176,9 +176,9 @@ func ociName(refName string) reference.Named {
 
 // copyIn copies one image into the store under name (which may be nil).
 func (s *Store) copyIn(ctx context.Context, src types.ImageReference, name reference.Named) (Loaded, error) {
-	dest, err := is.Transport.NewStoreReference(s.store, name, "")
+	dest, err := s.newStoreRef(name)
 	if err != nil {
-		return Loaded{}, fmt.Errorf("reference destination: %w", err)
+		return Loaded{}, err
 	}
 	// Archives the user hands us are trusted as they are: signature
 	// policy applies to pulls from registries, not to local files.
@@ -210,4 +210,12 @@ func imageIDFromManifest(m []byte) (string, error) {
 		return "", fmt.Errorf("parse copied manifest: %w", err)
 	}
 	return mm.ConfigInfo().Digest.Encoded(), nil
+}
+
+func (s *Store) newStoreRef(name reference.Named) (types.ImageReference, error) {
+	dest, err := is.Transport.NewStoreReference(s.store, name, "")
+	if err != nil {
+		return nil, fmt.Errorf("reference destination: %w", err)
+	}
+	return dest, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/pkg/shortnames"
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	is "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -117,22 +119,35 @@ func (s *Store) List() ([]Image, error) {
 	return out, nil
 }
 
-// candidates lists the names a user's short reference may mean, in order:
-// as given, with :latest, under localhost/ and under docker.io — the
-// search podman does for local images.
-func candidates(name string) []string {
+// candidates lists the names a user's reference may mean locally, in
+// podman's order: as given (full names), then what registries.conf makes
+// of a short name — an alias, localhost/NAME, each unqualified-search
+// registry — and docker.io last.
+func (s *Store) candidates(name string) []string {
 	out := []string{name}
 	named, err := reference.ParseNormalizedNamed(name)
-	if err == nil {
-		named = reference.TagNameOnly(named)
-		out = append(out, named.String())
-		if !strings.Contains(strings.SplitN(name, "/", 2)[0], ".") && !strings.HasPrefix(name, "localhost/") {
-			if local, err := reference.ParseNormalizedNamed("localhost/" + name); err == nil {
-				out = append(out, reference.TagNameOnly(local).String())
-			}
-		}
+	if err != nil {
+		return out
 	}
-	return out
+	if !isShortName(name) {
+		return append(out, reference.TagNameOnly(named).String())
+	}
+	sysregistriesv2.InvalidateCache() // the user may have edited it
+	if local, err := shortnames.ResolveLocally(s.sys, name); err == nil {
+		for _, n := range local {
+			out = append(out, n.String())
+		}
+	} else if l, err := reference.ParseNormalizedNamed("localhost/" + name); err == nil {
+		out = append(out, reference.TagNameOnly(l).String())
+	}
+	return append(out, reference.TagNameOnly(named).String())
+}
+
+// isShortName reports whether name lacks a registry host: "busybox",
+// "library/busybox:1", but not "localhost/x" or "quay.io/x".
+func isShortName(name string) bool {
+	first, _, hasSlash := strings.Cut(name, "/")
+	return !hasSlash || !(strings.ContainsAny(first, ".:") || first == "localhost")
 }
 
 // Resolve finds the image a user means by name, name:tag, full id or a
@@ -141,7 +156,7 @@ func (s *Store) Resolve(name string) (Image, error) {
 	if name == "" {
 		return Image{}, fmt.Errorf("%w: empty image name", ErrNoSuchImage)
 	}
-	for _, c := range candidates(name) {
+	for _, c := range s.candidates(name) {
 		if img, err := s.store.Image(c); err == nil {
 			size, _ := s.store.ImageSize(img.ID)
 			return toImage(img, size), nil

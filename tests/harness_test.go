@@ -111,6 +111,7 @@ func setup() error {
 }
 
 func teardown() {
+	stopRegistry()
 	if S.main != nil {
 		S.main.stop()
 	}
