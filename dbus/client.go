@@ -309,3 +309,29 @@ func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progres
 		}
 	}
 }
+
+// VolumeSummary is one row of ListVolumes.
+type VolumeSummary struct {
+	Name       string
+	Path       string
+	Containers []string
+}
+
+// CreateVolume creates a named volume and returns its host path.
+func (c *Client) CreateVolume(ctx context.Context, name string) (string, error) {
+	var p string
+	err := c.call(ctx, c.mgr, ManagerInterface, "CreateVolume", []any{name}, &p)
+	return p, err
+}
+
+// ListVolumes lists the named volumes.
+func (c *Client) ListVolumes(ctx context.Context) ([]VolumeSummary, error) {
+	var rows []VolumeSummary
+	err := c.call(ctx, c.mgr, ManagerInterface, "ListVolumes", nil, &rows)
+	return rows, err
+}
+
+// RemoveVolume deletes a named volume.
+func (c *Client) RemoveVolume(ctx context.Context, name string, force bool) error {
+	return c.call(ctx, c.mgr, ManagerInterface, "RemoveVolume", []any{name, force})
+}

@@ -26,6 +26,8 @@ const (
 	ErrInvalidReference     ErrorCode = "InvalidReference"
 	ErrPullFailed           ErrorCode = "PullFailed"
 	ErrCancelled            ErrorCode = "Cancelled"
+	ErrNoSuchVolume         ErrorCode = "NoSuchVolume"
+	ErrVolumeInUse          ErrorCode = "VolumeInUse"
 	ErrFailed               ErrorCode = "Failed"
 )
 
@@ -34,7 +36,7 @@ var AllErrorCodes = []ErrorCode{
 	ErrNoSuchContainer, ErrNoSuchImage, ErrNameInUse, ErrInvalidArgument,
 	ErrInvalidArchive, ErrCommandNotFound, ErrCommandNotExecutable,
 	ErrStartFailed, ErrContainerRunning, ErrContainerNotRunning,
-	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrCancelled, ErrFailed,
+	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrCancelled, ErrNoSuchVolume, ErrVolumeInUse, ErrFailed,
 }
 
 // Name is the full D-Bus error name.

@@ -124,3 +124,40 @@ func TestSymlinksCannotEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestVolumeCommands(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	if out := s.mustPelagos(t, "volume", "create", "vdata"); out != "vdata\n" {
+		t.Fatalf("volume create: %q", out)
+	}
+	if out := s.mustPelagos(t, "volume", "ls", "-q"); !strings.Contains(out, "vdata\n") {
+		t.Fatalf("volume ls: %q", out)
+	}
+	s.mustPelagos(t, "run", "--name", "vuser", "-v", "vdata:/d", "localhost/busybox", "sh", "-c", "echo kept > /d/f")
+	out := s.mustPelagos(t, "volume", "inspect", "vdata")
+	if !strings.Contains(out, `"vuser"`) || !strings.Contains(out, "volumes/vdata/_data") {
+		t.Fatalf("volume inspect: %s", out)
+	}
+	if r := s.pelagos(t, "volume", "rm", "vdata"); r.Code != 2 || !strings.Contains(r.Stderr, "in use by container(s) vuser") {
+		t.Fatalf("rm of a volume in use: %s", r)
+	}
+	if r := s.pelagos(t, "volume", "create", "bad/name"); r.Code != 125 || !strings.Contains(r.Stderr, "invalid volume name") {
+		t.Fatalf("bad volume name: %s", r)
+	}
+	s.mustPelagos(t, "volume", "rm", "-f", "vdata")
+	if out := s.mustPelagos(t, "ps", "-a"); strings.Contains(out, "vuser") {
+		t.Fatalf("volume rm -f left its container")
+	}
+	if r := s.pelagos(t, "volume", "rm", "vdata"); r.Code != 1 || !strings.Contains(r.Stderr, "no such volume") {
+		t.Fatalf("rm of a removed volume: %s", r)
+	}
+	s.mustPelagos(t, "volume", "create", "unused")
+	if out := s.mustPelagos(t, "volume", "prune"); !strings.Contains(out, "unused\n") {
+		t.Fatalf("prune: %q", out)
+	}
+	if out := s.mustPelagos(t, "volume", "ls", "-q"); strings.Contains(out, "unused") {
+		t.Fatalf("prune left the volume: %q", out)
+	}
+}
