@@ -54,7 +54,10 @@ type Namespace struct {
 // writes its id maps with newuidmap/newgidmap and waits for it: Enter then
 // returns a nil Namespace and the copy's exit code, which the caller should
 // exit with. Inside the copy Enter returns the Namespace.
-func Enter(ctx context.Context, warn io.Writer) (*Namespace, int, error) {
+//
+// exitDir is where the outer process records the exit codes of
+// containers that outlive a crashed service (see ExitRecord).
+func Enter(ctx context.Context, warn io.Writer, exitDir string) (*Namespace, int, error) {
 	switch os.Getenv(envStage) {
 	case stageWaitMaps:
 		// We were cloned into a fresh user namespace while our ids were
@@ -78,7 +81,7 @@ func Enter(ctx context.Context, warn io.Writer) (*Namespace, int, error) {
 	if os.Geteuid() == 0 {
 		return &Namespace{Rootful: true}, 0, nil
 	}
-	code, err := runNamespacedCopy(ctx, warn)
+	code, err := runNamespacedCopy(ctx, warn, exitDir)
 	return nil, code, err
 }
 
@@ -123,7 +126,12 @@ func insideNamespace() (*Namespace, int, error) {
 
 // runNamespacedCopy starts this program again in new user and mount
 // namespaces, maps the user's ids into it and waits for it to finish.
-func runNamespacedCopy(ctx context.Context, warn io.Writer) (int, error) {
+func runNamespacedCopy(ctx context.Context, warn io.Writer, exitDir string) (int, error) {
+	// Containers are children of the service. Should it die, they become
+	// ours (a subreaper), and reapOrphans keeps their exit codes.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 1, fmt.Errorf("become a child subreaper: %w", err)
+	}
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	name := strconv.FormatUint(uint64(uid), 10)
 	if u, err := user.LookupId(name); err == nil {
@@ -193,6 +201,8 @@ func runNamespacedCopy(ctx context.Context, warn io.Writer) (int, error) {
 		}
 	}()
 	err = cmd.Wait()
+	signal.Stop(sigs)
+	reapOrphans(exitDir)
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

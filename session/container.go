@@ -16,6 +16,7 @@ import (
 
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
+	"github.com/pelagos-containers/pelagos/rootless"
 )
 
 // ctr is one container of the manager.
@@ -117,29 +118,48 @@ func (c *ctr) publishLocked() {
 }
 
 // recover fixes up the record of a container found on disk when the
-// service starts: a container recorded as running whose process is gone
-// ended while no service was watching it.
+// service starts. One still running is watched until it ends; one that
+// ended while no service ran has its exit code from the outer process's
+// record (rootless.ExitRecord), or -1 when none was kept.
 func (c *ctr) recover() {
 	r := &c.rec
 	if r.State != pdbus.StateRunning {
 		return
 	}
 	if r.Pid > 0 && processStartTime(r.Pid) == r.PidStart {
-		// Still running, but not our child: its exit status cannot be
-		// read, only its end noticed.
 		c.done = make(chan struct{})
-		go c.watchForeign(r.Pid)
+		go c.watchForeign(r.Pid, r.PidStart)
 		return
 	}
-	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, -1, 0, time.Now()
+	code, at := c.foreignExit(r.Pid, r.PidStart, 0)
+	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, code, 0, at
 	if err := r.save(c.dir); err != nil {
 		c.m.log.Error("save container state", "id", r.ID, "err", err)
 	}
 }
 
+// foreignExit reads how a container an earlier service started ended,
+// waiting up to patience for the outer process's exit record.
+func (c *ctr) foreignExit(pid int, start uint64, patience time.Duration) (int, time.Time) {
+	code, at := -1, time.Now()
+	deadline := time.Now().Add(patience)
+	for {
+		if got, when, ok := rootless.ReadExitRecord(c.m.paths.Exits(), pid, start); ok {
+			code, at = got, when
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return code, at
+}
+
 // watchForeign waits for a process that a previous run of the service
-// started.
-func (c *ctr) watchForeign(pid int) {
+// started: it is not our child, so a pidfd tells when it ends and the
+// outer process's record tells how.
+func (c *ctr) watchForeign(pid int, start uint64) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err == nil {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -150,8 +170,9 @@ func (c *ctr) watchForeign(pid int) {
 		}
 		unix.Close(fd)
 	}
+	code, at := c.foreignExit(pid, start, 2*time.Second)
 	c.mu.Lock()
-	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, -1, 0, time.Now()
+	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, at
 	c.publishLocked()
 	close(c.done)
 	c.mu.Unlock()

@@ -25,6 +25,10 @@ func (p Paths) StorageRun() string { return filepath.Join(p.Runtime, "storage") 
 // Containers holds one directory per container.
 func (p Paths) Containers() string { return filepath.Join(p.Data, "containers") }
 
+// Exits holds the exit codes of containers that ended while no service
+// ran (written by the outer process, see rootless.ExitRecord).
+func (p Paths) Exits() string { return filepath.Join(p.Runtime, "exits") }
+
 // Tmp holds scratch files of loads and imports; emptied at every start.
 func (p Paths) Tmp() string { return filepath.Join(p.Data, "tmp") }
 

@@ -45,7 +45,7 @@ func Main(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
-	ns, code, err := rootless.Enter(ctx, stderr)
+	ns, code, err := rootless.Enter(ctx, stderr, outerExitDir())
 	if err != nil {
 		log.Error("enter user namespace", "err", err)
 		return 1
@@ -158,4 +158,13 @@ func connectBus(ctx context.Context, ns *rootless.Namespace) (*godbus.Conn, erro
 		return nil, fmt.Errorf("connect to session bus %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// outerExitDir is Paths.Exits as the outer process (the real uid) sees it.
+func outerExitDir() string {
+	p, err := DefaultPaths(uint32(os.Getuid()))
+	if err != nil {
+		return ""
+	}
+	return p.Exits()
 }

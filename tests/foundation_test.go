@@ -397,3 +397,33 @@ func killAndWait(pid int) error {
 	}
 	return nil
 }
+
+// TestExitCodesSurviveServiceCrash: containers keep running when pelagosd
+// is killed, and their exit codes are known to the next service, whether
+// they ended while no service ran or after it came back.
+func TestExitCodesSurviveServiceCrash(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "early", "late")
+	s.mustPelagos(t, "run", "-d", "--name", "early", "localhost/busybox", "sh", "-c", "echo early-out; sleep 1; exit 42")
+	s.mustPelagos(t, "run", "-d", "--name", "late", "localhost/busybox", "sh", "-c", "sleep 4; echo late-out; exit 7")
+	pid := s.servicePid(t)
+	if err := killAndWait(pid); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // "early" ends while no service runs
+	out := s.mustPelagos(t, "ps", "-a")
+	if !regexp.MustCompile(`Exited \(42\).*early`).MatchString(out) || !regexp.MustCompile(`Up .*late`).MatchString(out) {
+		t.Fatalf("after kill -9 of the service:\n%s", out)
+	}
+	if out := s.mustPelagos(t, "wait", "late"); out != "7\n" {
+		t.Fatalf("exit code of a container that ended under the new service: %q", out)
+	}
+	if out := s.mustPelagos(t, "logs", "late"); out != "late-out\n" {
+		t.Fatalf("log written while the service was down: %q", out)
+	}
+	if out := s.mustPelagos(t, "logs", "early"); out != "early-out\n" {
+		t.Fatalf("log of early: %q", out)
+	}
+}
