@@ -44,6 +44,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "Run a command in a new container", "pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]", runCmd},
+		{"exec", "Run a command in a running container", "pelagos exec [-i] [-e KEY=VALUE] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]", execCmd},
 		{"ps", "List containers", "pelagos ps [-a] [-q] [--no-trunc]", psCmd},
 		{"rm", "Remove one or more containers", "pelagos rm [-f] CONTAINER [CONTAINER...]", rmCmd},
 		{"start", "Start one or more containers", "pelagos start [-a [-i]] CONTAINER [CONTAINER...]", startCmd},
@@ -107,7 +108,7 @@ func aliasFor(args []string) []string {
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
-		"container wait": "wait", "container logs": "logs", "container inspect": "inspect",
+		"container wait": "wait", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
 		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

@@ -75,6 +75,13 @@ func runInit(status *os.File) (int, error) {
 	}
 	goPipe.Close()
 
+	return enterCommand(&spec, tty)
+}
+
+// enterCommand becomes the command, from inside the container: the user,
+// its environment and working directory, the terminal, capabilities,
+// no_new_privs and seccomp, then execve. It returns only on failure.
+func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	cred, home, err := resolveUser(spec.User)
 	if err != nil {
 		return ExitSetupFailed, err

@@ -335,3 +335,12 @@ func (c *Client) ListVolumes(ctx context.Context) ([]VolumeSummary, error) {
 func (c *Client) RemoveVolume(ctx context.Context, name string, force bool) error {
 	return c.call(ctx, c.mgr, ManagerInterface, "RemoveVolume", []any{name, force})
 }
+
+// ExecWithStdio runs a command in a running container on the given files
+// and returns its exit code.
+func (c *Client) ExecWithStdio(ctx context.Context, path godbus.ObjectPath, command []string, stdin, stdout, stderr *os.File, opts ExecOptions) (int32, error) {
+	var code int32
+	args := []any{command, godbus.UnixFD(stdin.Fd()), godbus.UnixFD(stdout.Fd()), godbus.UnixFD(stderr.Fd()), opts.Options()}
+	err := c.call(ctx, c.container(path), ContainerIface, "ExecWithStdio", args, &code)
+	return code, err
+}

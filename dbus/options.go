@@ -273,3 +273,29 @@ func ParsePullOptions(m map[string]godbus.Variant) (PullOptions, error) {
 	d.boolean("TLSVerify", &o.TLSVerify)
 	return o, d.finish("pull")
 }
+
+// ExecOptions is the a{sv} argument of Container.ExecWithStdio.
+type ExecOptions struct {
+	Env        []string
+	WorkingDir string
+	User       string
+}
+
+// Options encodes the exec options for the bus.
+func (o ExecOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	putStrings(m, "Env", o.Env)
+	putString(m, "WorkingDir", o.WorkingDir)
+	putString(m, "User", o.User)
+	return m
+}
+
+// ParseExecOptions decodes and checks the a{sv} of ExecWithStdio.
+func ParseExecOptions(m map[string]godbus.Variant) (ExecOptions, error) {
+	var o ExecOptions
+	d := newDecoder(m)
+	d.strs("Env", &o.Env)
+	d.str("WorkingDir", &o.WorkingDir)
+	d.str("User", &o.User)
+	return o, d.finish("exec")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -365,6 +366,42 @@ func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSiz
 		}
 	}
 	return master, asDBusErr(err)
+}
+
+// ExecWithStdio implements the method of the same name.
+func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
+	a.c.m.touch()
+	files := make([]*os.File, 0, 3)
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i, fd := range []godbus.UnixFD{stdin, stdout, stderr} {
+		f, err := receivedFile(fd, [...]string{"stdin", "stdout", "stderr"}[i])
+		if err != nil {
+			return 0, asDBusErr(err)
+		}
+		files = append(files, f)
+	}
+	o, err := pdbus.ParseExecOptions(options)
+	if err != nil {
+		return 0, asDBusErr(err)
+	}
+	if len(command) == 0 {
+		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "no command given: pelagos exec CONTAINER COMMAND [ARG...]"))
+	}
+	for _, arg := range command {
+		if strings.ContainsRune(arg, 0) {
+			return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "command argument contains a NUL byte"))
+		}
+	}
+	if o.WorkingDir != "" && !filepath.IsAbs(o.WorkingDir) {
+		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "working directory %q is not absolute", o.WorkingDir))
+	}
+	code, err := a.c.exec(a.c.m.ctx, command, execOptions{Env: o.Env, WorkingDir: o.WorkingDir, User: o.User},
+		container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]})
+	return int32(code), asDBusErr(err)
 }
 
 // Wait implements the method of the same name.

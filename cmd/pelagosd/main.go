@@ -19,5 +19,8 @@ func main() {
 	if container.IsInit() {
 		container.Init() // a container's first process; does not return
 	}
+	if container.IsExec() {
+		container.ExecInit() // `pelagos exec` inside a container; does not return
+	}
 	os.Exit(session.Main(os.Args[1:], os.Stderr))
 }

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"os"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+)
+
+func execCmd(e *env, args []string) int {
+	fs := e.flags("exec")
+	fs.SetInterspersed(false)
+	interactive := fs.BoolP("interactive", "i", false, "keep stdin attached")
+	tty := fs.BoolP("tty", "t", false, "allocate a pseudo-TTY (not available for exec yet)")
+	envs := fs.StringArrayP("env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass yours)")
+	envFiles := fs.StringArray("env-file", nil, "read environment variables from a file")
+	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
+	user := fs.StringP("user", "u", "", "user[:group] to run as")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 2 {
+		e.errorf("\"pelagos exec\" requires at least 2 arguments: pelagos exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+		return exitFailure
+	}
+	if *tty {
+		e.errorf("exec -t is not available yet: run without -t (exec -i still passes your input), or use `pelagos run -it`")
+		return exitFailure
+	}
+	env, err := buildEnv(*envFiles, *envs, os.LookupEnv)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetContainer(e.ctx, fs.Arg(0))
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	stdin := e.stdin
+	if !*interactive {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFailure
+		}
+		defer devnull.Close()
+		stdin = devnull
+	}
+	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, e.stdout, e.stderr,
+		pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user})
+	if err != nil {
+		e.callErr(err)
+		return exitCodeFor(err)
+	}
+	return int(code)
+}

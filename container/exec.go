@@ -1,0 +1,100 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+const execProcessArgv0 = "pelagos-exec"
+
+// IsExec reports whether this process was started by Exec and must call
+// ExecInit.
+func IsExec() bool {
+	return len(os.Args) > 0 && os.Args[0] == execProcessArgv0 && os.Getenv("_PELAGOS_NSENTER") != ""
+}
+
+// ExecInit is the child half of Exec: the C constructor has already put
+// this process into the container's namespaces.
+func ExecInit() {
+	runtime.LockOSThread()
+	status := os.NewFile(initStatusFD, "status")
+	code, err := func() (int, error) {
+		specFile := os.NewFile(initSpecFD, "spec")
+		data, err := io.ReadAll(specFile)
+		specFile.Close()
+		if err != nil {
+			return ExitSetupFailed, fmt.Errorf("read exec spec: %w", err)
+		}
+		var spec Spec
+		if err := json.Unmarshal(data, &spec); err != nil {
+			return ExitSetupFailed, fmt.Errorf("decode exec spec: %w", err)
+		}
+		os.Unsetenv("_PELAGOS_NSENTER")
+		unix.CloseOnExec(initStatusFD)
+		return enterCommand(&spec, nil)
+	}()
+	b, _ := json.Marshal(message{Stage: "error", Error: err.Error(), Code: code})
+	status.Write(append(b, '\n'))
+	os.Exit(code)
+}
+
+// Exec runs spec.Args in the namespaces of the running container whose
+// first process is pid, with the container's user, capabilities,
+// no_new_privs and seccomp as spec gives them. It returns once the
+// command runs, or a *StartError.
+func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio) (*Process, error) {
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode exec spec: %w", err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{execProcessArgv0}
+	cmd.Env = []string{"_PELAGOS_NSENTER=" + strconv.Itoa(pid)}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	cmd.ExtraFiles = []*os.File{specR, statusW}
+	if err := cmd.Start(); err != nil {
+		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("start exec: %v", err)}
+	}
+	specR.Close()
+	statusW.Close()
+	if _, err := specW.Write(specJSON); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("send exec spec: %v", err)}
+	}
+	specW.Close()
+	msg, err := readMessage(bufio.NewReader(statusR))
+	switch {
+	case errors.Is(err, io.EOF):
+		return &Process{cmd: cmd, Pid: cmd.Process.Pid}, nil
+	case err != nil:
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("exec: %v", err)}
+	default:
+		cmd.Wait()
+		return nil, msg.asError()
+	}
+}

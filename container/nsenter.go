@@ -1,0 +1,65 @@
+package container
+
+/*
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Entering another process's mount and PID namespaces must happen while
+// the process has one thread, which in a Go program is only true before
+// the runtime starts: hence this constructor. It runs in every pelagosd
+// start and does nothing unless _PELAGOS_NSENTER names a container's
+// first process (set only by Exec). Failures are reported as JSON on
+// fd 4, Exec's status pipe.
+__attribute__((constructor)) static void pelagos_nsenter(void) {
+	const char *pid = getenv("_PELAGOS_NSENTER");
+	if (pid == NULL || *pid == '\0')
+		return;
+	static const char *kinds[] = {"cgroup", "ipc", "uts", "net", "pid", "mnt"};
+	int fds[6];
+	char path[64];
+	for (int i = 0; i < 6; i++) {
+		snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, kinds[i]);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			dprintf(4, "{\"stage\":\"error\",\"error\":\"open %s: %s (is the container still running?)\",\"code\":125}\n", path, strerror(errno));
+			_exit(125);
+		}
+	}
+	for (int i = 0; i < 6; i++) {
+		if (setns(fds[i], 0) < 0) {
+			dprintf(4, "{\"stage\":\"error\",\"error\":\"join the container's %s namespace: %s\",\"code\":125}\n", kinds[i], strerror(errno));
+			_exit(125);
+		}
+		close(fds[i]);
+	}
+	// A new PID namespace applies to children only: fork, and let the
+	// parent stand for the child's exit status.
+	pid_t child = fork();
+	if (child < 0) {
+		dprintf(4, "{\"stage\":\"error\",\"error\":\"fork into the container: %s\",\"code\":125}\n", strerror(errno));
+		_exit(125);
+	}
+	if (child == 0)
+		return; // continue into the Go runtime, inside the container
+	// Only the child may hold the status pipe: its EOF means exec.
+	close(3);
+	close(4);
+	int st;
+	while (waitpid(child, &st, 0) < 0) {
+		if (errno != EINTR)
+			_exit(125);
+	}
+	if (WIFEXITED(st))
+		_exit(WEXITSTATUS(st));
+	_exit(128 + WTERMSIG(st));
+}
+*/
+import "C"
