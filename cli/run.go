@@ -37,6 +37,10 @@ type runOptions struct {
 	roTmpfs     bool
 	volumes     []string
 	tmpfs       []string
+	ulimits     []string
+	sysctls     []string
+	groupAdd    []string
+	devices     []string
 }
 
 func runCmd(e *env, args []string) int {
@@ -64,6 +68,10 @@ func runCmd(e *env, args []string) int {
 	fs.BoolVar(&o.roTmpfs, "read-only-tmpfs", true, "with --read-only, writable tmpfs on /tmp, /var/tmp and /run")
 	fs.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind a host path or a named volume: SRC:DST[:ro]")
 	fs.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs: DST[:size=64m,mode=1777,...]")
+	fs.StringArrayVar(&o.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048")
+	fs.StringArrayVar(&o.sysctls, "sysctl", nil, "namespaced kernel parameter KEY=VALUE (net.*, kernel.shm*, ...)")
+	fs.StringArrayVar(&o.groupAdd, "group-add", nil, "add a supplementary group (id or name in the image)")
+	fs.StringArrayVar(&o.devices, "device", nil, "add a host device: /dev/X[:/dev/Y][:rwm]")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -92,6 +100,7 @@ func runCmd(e *env, args []string) int {
 		Hostname: o.hostname, AutoRemove: o.rm,
 		CapAdd: o.capAdd, CapDrop: o.capDrop, Privileged: o.privileged, ReadOnly: o.readOnly,
 		ReadOnlyTmpfs: o.roTmpfs, Volumes: o.volumes, Tmpfs: o.tmpfs,
+		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

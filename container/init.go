@@ -86,6 +86,14 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	if err != nil {
 		return ExitSetupFailed, err
 	}
+	if cred.Groups, err = addGroups(cred.Groups, spec.GroupAdd); err != nil {
+		return ExitSetupFailed, err
+	}
+	for _, rl := range spec.Rlimits {
+		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return ExitSetupFailed, fmt.Errorf("--ulimit %s=%d:%d: %w (a hard limit above your own needs root)", RlimitName(rl.Resource), rl.Soft, rl.Hard, err)
+		}
+	}
 	env := withDefaultEnv(spec.Env, spec.Hostname, home)
 	if err := enterWorkdir(spec.Cwd, cred); err != nil {
 		return ExitSetupFailed, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -59,7 +60,15 @@ func setupRootfs(spec *Spec) error {
 			return err
 		}
 	}
+	for _, d := range spec.Devices {
+		if err := mountUser(root, Mount{Type: "bind", Source: d.Source, Destination: d.Destination, ReadOnly: d.ReadOnly}); err != nil {
+			return fmt.Errorf("device %s: %w", d.Source, err)
+		}
+	}
 	if err := pivotRoot(root); err != nil {
+		return err
+	}
+	if err := writeSysctls(spec.Sysctls); err != nil {
 		return err
 	}
 	if err := maskPaths(spec.MaskedPaths); err != nil {
@@ -290,4 +299,21 @@ func createFile(p string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writeSysctls sets namespaced kernel parameters through /proc/sys, before
+// it is made read-only. The service only lets namespaced keys through.
+func writeSysctls(sysctls map[string]string) error {
+	keys := make([]string, 0, len(sysctls))
+	for k := range sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(sysctls[k]), 0); err != nil {
+			return fmt.Errorf("--sysctl %s=%s: %w", k, sysctls[k], err)
+		}
+	}
+	return nil
 }

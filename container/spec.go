@@ -54,6 +54,15 @@ type Spec struct {
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 	// ReadonlyRootfs makes / read-only (--read-only).
 	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
+	// Rlimits are set before the command starts (--ulimit).
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// Sysctls are namespaced kernel parameters, "net.ipv4.ip_forward" → "1".
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// GroupAdd are extra supplementary groups, ids or names from the
+	// image's /etc/group (--group-add).
+	GroupAdd []string `json:"groupAdd,omitempty"`
+	// Devices are host device nodes bind-mounted into the container.
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // Mount is one bind or tmpfs mount into the container.
@@ -70,6 +79,19 @@ type Mount struct {
 	Flags uintptr `json:"flags,omitempty"`
 	// Data is the tmpfs option string (size=, mode=, ...).
 	Data string `json:"data,omitempty"`
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Soft     uint64 `json:"soft"`
+	Hard     uint64 `json:"hard"`
+}
+
+// Device is a host device made available in the container.
+type Device struct {
+	Source, Destination string
+	ReadOnly            bool
 }
 
 // Exit codes follow Docker: the command's own status, or these when the

@@ -268,3 +268,32 @@ func lookPath(file, path string) (string, error) {
 	}
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
 }
+
+// addGroups appends --group-add groups, by id or by name from the
+// image's /etc/group (we are inside its root).
+func addGroups(have []uint32, add []string) ([]uint32, error) {
+	if len(add) == 0 {
+		return have, nil
+	}
+	groups, err := parseGroup("/etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("read /etc/group of the image: %w", err)
+	}
+	for _, g := range add {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			have = append(have, uint32(n))
+			continue
+		}
+		found := false
+		for _, e := range groups {
+			if e.Name == g {
+				have, found = append(have, e.GID), true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--group-add %s: no such group in the image's /etc/group", g)
+		}
+	}
+	return have, nil
+}

@@ -30,6 +30,12 @@ type ContainerConfig struct {
 	// Volumes are -v specs, Tmpfs --tmpfs specs.
 	Volumes []string
 	Tmpfs   []string
+	// Ulimits (NAME=SOFT[:HARD]), Sysctls (KEY=VALUE), GroupAdd (ids or
+	// names) and Devices (/dev/X[:/dev/Y][:rwm]).
+	Ulimits  []string
+	Sysctls  []string
+	GroupAdd []string
+	Devices  []string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -67,6 +73,10 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	}
 	putStrings(m, "Volumes", c.Volumes)
 	putStrings(m, "Tmpfs", c.Tmpfs)
+	putStrings(m, "Ulimits", c.Ulimits)
+	putStrings(m, "Sysctls", c.Sysctls)
+	putStrings(m, "GroupAdd", c.GroupAdd)
+	putStrings(m, "Devices", c.Devices)
 	return m
 }
 
@@ -194,6 +204,10 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.boolean("ReadOnlyTmpfs", &c.ReadOnlyTmpfs)
 	d.strs("Volumes", &c.Volumes)
 	d.strs("Tmpfs", &c.Tmpfs)
+	d.strs("Ulimits", &c.Ulimits)
+	d.strs("Sysctls", &c.Sysctls)
+	d.strs("GroupAdd", &c.GroupAdd)
+	d.strs("Devices", &c.Devices)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -208,6 +208,10 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		User:     c.rec.User,
 		Files:    files,
 		Mounts:   c.rec.Mounts,
+		Rlimits:  c.rec.Process.Rlimits,
+		Sysctls:  c.rec.Process.Sysctls,
+		GroupAdd: c.rec.Process.GroupAdd,
+		Devices:  c.rec.Process.Devices,
 	}
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols
@@ -488,6 +492,8 @@ func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio cont
 		Env:      mergeEnv(c.rec.Env, o.Env),
 		Cwd:      c.rec.WorkingDir,
 		User:     c.rec.User,
+		Rlimits:  c.rec.Process.Rlimits,
+		GroupAdd: c.rec.Process.GroupAdd,
 	}
 	if o.WorkingDir != "" {
 		spec.Cwd = o.WorkingDir

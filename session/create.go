@@ -46,6 +46,10 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	popts, err := parseProcessOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	img, err := m.store.Resolve(cfg.Image)
 	if err != nil {
 		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", cfg.Image)
@@ -125,7 +129,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		ID: id, Name: name, Image: cfg.Image, ImageID: img.ID, Args: args,
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
-		State: pdbus.StateCreated, Security: sec, Mounts: mounts,
+		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

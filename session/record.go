@@ -27,6 +27,7 @@ type record struct {
 	CreatedAt  time.Time         `json:"createdAt"`
 	Security   security          `json:"security"`
 	Mounts     []container.Mount `json:"mounts,omitempty"`
+	Process    processOptions    `json:"process"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

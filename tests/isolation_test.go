@@ -177,3 +177,41 @@ int main(void) {
 		t.Fatalf("threads under the default profile (want clone3 → ENOSYS): %s", r)
 	}
 }
+
+func TestProcessOptions(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	r := s.pelagos(t, "run", "--rm", "--ulimit", "nofile=512:1024", "--sysctl", "net.ipv4.ip_forward=1",
+		"--sysctl", "kernel.shmmax=1000000", "--group-add", "alice", "--group-add", "4242",
+		"--device", "/dev/null:/dev/mynull", "localhost/busybox", "sh", "-c",
+		"ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax; id -G; echo x > /dev/mynull && echo dev-ok")
+	if r.Code != 0 || r.Stdout != "512\n1024\n1\n1000000\n0 1000 4242\ndev-ok\n" {
+		t.Fatalf("ulimit/sysctl/group-add/device: %s", r)
+	}
+	// The host's sysctl is untouched by the container's.
+	if b, _ := os.ReadFile("/proc/sys/kernel/shmmax"); strings.TrimSpace(string(b)) == "1000000" {
+		t.Fatal("--sysctl kernel.shmmax changed the host")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ulimit", "nofile=a:b"}, "limits must be numbers"},
+		{[]string{"--ulimit", "bogus=1"}, "use NAME=SOFT[:HARD]"},
+		{[]string{"--ulimit", "nofile=20:10"}, "soft limit is above the hard limit"},
+		{[]string{"--sysctl", "kernel.hostname=x"}, "not a namespaced parameter"},
+		{[]string{"--sysctl", "vm.swappiness=1"}, "not a namespaced parameter"},
+		{[]string{"--sysctl", "novalue"}, "use KEY=VALUE"},
+		{[]string{"--device", "/etc/passwd"}, "not a device node"},
+		{[]string{"--device", "/dev/nosuch"}, "no such file"},
+		{[]string{"--device", "/dev/null:xyz"}, "letters of rwm"},
+		{[]string{"--device", "/dev/null:r"}, "needs a device cgroup"},
+		{[]string{"--group-add", "nosuchgroup"}, "no such group"},
+	} {
+		args := append(append([]string{"run", "--rm"}, tc.args...), "localhost/busybox", "true")
+		if r := s.pelagos(t, args...); r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: want exit 125 and %q, got %s", tc.args, tc.want, r)
+		}
+	}
+}
