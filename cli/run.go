@@ -41,6 +41,13 @@ type runOptions struct {
 	sysctls     []string
 	groupAdd    []string
 	devices     []string
+	memory      string
+	memorySwap  string
+	cpus        string
+	cpuShares   uint64
+	cpusetCPUs  string
+	pidsLimit   int64
+	cgroups     string
 }
 
 func runCmd(e *env, args []string) int {
@@ -72,6 +79,13 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVar(&o.sysctls, "sysctl", nil, "namespaced kernel parameter KEY=VALUE (net.*, kernel.shm*, ...)")
 	fs.StringArrayVar(&o.groupAdd, "group-add", nil, "add a supplementary group (id or name in the image)")
 	fs.StringArrayVar(&o.devices, "device", nil, "add a host device: /dev/X[:/dev/Y][:rwm]")
+	fs.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 512m (cgroup v2, delegated)")
+	fs.StringVar(&o.memorySwap, "memory-swap", "", "memory plus swap limit, or -1 for unlimited swap")
+	fs.StringVar(&o.cpus, "cpus", "", "number of CPUs, e.g. 1.5")
+	fs.Uint64VarP(&o.cpuShares, "cpu-shares", "c", 0, "relative CPU weight (default 1024)")
+	fs.StringVar(&o.cpusetCPUs, "cpuset-cpus", "", "CPUs allowed, e.g. 0-2,4")
+	fs.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (-1: none)")
+	fs.StringVar(&o.cgroups, "cgroups", "enabled", "enabled, or disabled to run without resource limits")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -101,6 +115,8 @@ func runCmd(e *env, args []string) int {
 		CapAdd: o.capAdd, CapDrop: o.capDrop, Privileged: o.privileged, ReadOnly: o.readOnly,
 		ReadOnlyTmpfs: o.roTmpfs, Volumes: o.volumes, Tmpfs: o.tmpfs,
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
+		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
+		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

@@ -36,6 +36,16 @@ type ContainerConfig struct {
 	Sysctls  []string
 	GroupAdd []string
 	Devices  []string
+	// Limits, applied with cgroup v2 where delegated: Memory and
+	// MemorySwap are sizes ("512m"), CPUs a number ("1.5").
+	Memory     string
+	MemorySwap string
+	CPUs       string
+	CPUShares  uint64
+	CpusetCPUs string
+	PidsLimit  int64
+	// Cgroups is "enabled" (default) or "disabled": run without limits.
+	Cgroups string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -77,6 +87,17 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putStrings(m, "Sysctls", c.Sysctls)
 	putStrings(m, "GroupAdd", c.GroupAdd)
 	putStrings(m, "Devices", c.Devices)
+	putString(m, "Memory", c.Memory)
+	putString(m, "MemorySwap", c.MemorySwap)
+	putString(m, "CPUs", c.CPUs)
+	if c.CPUShares != 0 {
+		m["CPUShares"] = godbus.MakeVariant(c.CPUShares)
+	}
+	putString(m, "CpusetCPUs", c.CpusetCPUs)
+	if c.PidsLimit != 0 {
+		m["PidsLimit"] = godbus.MakeVariant(c.PidsLimit)
+	}
+	putString(m, "Cgroups", c.Cgroups)
 	return m
 }
 
@@ -208,6 +229,13 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.strs("Sysctls", &c.Sysctls)
 	d.strs("GroupAdd", &c.GroupAdd)
 	d.strs("Devices", &c.Devices)
+	d.str("Memory", &c.Memory)
+	d.str("MemorySwap", &c.MemorySwap)
+	d.str("CPUs", &c.CPUs)
+	d.uint64("CPUShares", &c.CPUShares)
+	d.str("CpusetCPUs", &c.CpusetCPUs)
+	d.int64("PidsLimit", &c.PidsLimit)
+	d.str("Cgroups", &c.Cgroups)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}
@@ -312,4 +340,32 @@ func ParseExecOptions(m map[string]godbus.Variant) (ExecOptions, error) {
 	d.str("WorkingDir", &o.WorkingDir)
 	d.str("User", &o.User)
 	return o, d.finish("exec")
+}
+
+func (d *decoder) uint64(key string, dst *uint64) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	n, ok := v.Value().(uint64)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be a uint64 (t), got %s", key, v.Signature())
+		return
+	}
+	*dst = n
+}
+
+func (d *decoder) int64(key string, dst *int64) {
+	d.seen[key] = true
+	v, ok := d.m[key]
+	if !ok || d.err != nil {
+		return
+	}
+	n, ok := v.Value().(int64)
+	if !ok {
+		d.err = Errorf(ErrInvalidArgument, "option %q must be an int64 (x), got %s", key, v.Signature())
+		return
+	}
+	*dst = n
 }

@@ -222,6 +222,13 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	}
 	done := make(chan struct{})
 	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
+		if !c.rec.Resources.Empty() {
+			dir, err := c.m.cgroups.apply(c.rec.ID, c.rec.Resources, pid)
+			if err != nil {
+				return &container.StartError{Code: container.ExitSetupFailed, Msg: fmt.Sprintf("apply resource limits: %v", err)}
+			}
+			c.rec.CgroupDir = dir
+		}
 		// State is visible before the command can print anything.
 		c.rec.State, c.rec.Pid, c.rec.PidStart = pdbus.StateRunning, pid, processStartTime(pid)
 		c.rec.StartedAt, c.rec.FinishedAt, c.rec.ExitCode, c.rec.Error = time.Now(), time.Time{}, 0, ""
@@ -291,6 +298,12 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 	if err := c.m.store.UnmountLayer(c.rec.ID); err != nil {
 		c.m.log.Warn("unmount container", "id", c.rec.ID, "err", err)
 	}
+	c.mu.Lock()
+	if err := container.RemoveCgroup(c.rec.CgroupDir); err != nil {
+		c.m.log.Warn("remove cgroup", "id", c.rec.ID, "err", err)
+	}
+	c.rec.CgroupDir = ""
+	c.mu.Unlock()
 	switch {
 	case collected != nil:
 		go func() {

@@ -10,6 +10,8 @@ import (
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pelagos-containers/pelagos/container"
+
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
@@ -48,6 +50,15 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	}
 	popts, err := parseProcessOptions(cfg)
 	if err != nil {
+		return nil, err
+	}
+	res, err := parseResources(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Cgroups == "disabled" {
+		res = container.Resources{} // asked for explicitly: no limits
+	} else if err := m.cgroups.check(res); err != nil {
 		return nil, err
 	}
 	img, err := m.store.Resolve(cfg.Image)
@@ -129,7 +140,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		ID: id, Name: name, Image: cfg.Image, ImageID: img.ID, Args: args,
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
-		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts,
+		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

@@ -86,3 +86,22 @@ func TestHostnames(t *testing.T) {
 		}
 	}
 }
+
+func TestParseResources(t *testing.T) {
+	r, err := parseResources(pdbus.ContainerConfig{Memory: "512m", MemorySwap: "1g", CPUs: "1.5", CPUShares: 1024, CpusetCPUs: "0-1,3", PidsLimit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MemoryMax != 512<<20 || r.MemorySwap != 512<<20 || r.CPUQuota != 150000 || r.CPUPeriod != 100000 ||
+		r.CPUWeight != 39 || r.CpusetCPUs != "0-1,3" || r.PidsMax != 100 {
+		t.Fatalf("got %+v", r)
+	}
+	for _, bad := range []pdbus.ContainerConfig{
+		{Memory: "12zz"}, {Memory: "1k"}, {MemorySwap: "1g"}, {Memory: "1g", MemorySwap: "512m"},
+		{CPUs: "-1"}, {CPUs: "x"}, {CPUShares: 1}, {CpusetCPUs: "a-b"}, {PidsLimit: -5}, {Cgroups: "maybe"},
+	} {
+		if _, err := parseResources(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

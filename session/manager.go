@@ -35,6 +35,7 @@ type Manager struct {
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
 	jobs    jobs
+	cgroups cgroups
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by id

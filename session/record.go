@@ -14,20 +14,22 @@ import (
 // container.json in the container's directory after every change, so a
 // restarted service finds every container as it was.
 type record struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Image      string            `json:"image"`
-	ImageID    string            `json:"imageId"`
-	Args       []string          `json:"args"`
-	Env        []string          `json:"env"`
-	WorkingDir string            `json:"workingDir"`
-	User       string            `json:"user"`
-	Hostname   string            `json:"hostname"`
-	AutoRemove bool              `json:"autoRemove"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	Security   security          `json:"security"`
-	Mounts     []container.Mount `json:"mounts,omitempty"`
-	Process    processOptions    `json:"process"`
+	ID         string              `json:"id"`
+	Name       string              `json:"name"`
+	Image      string              `json:"image"`
+	ImageID    string              `json:"imageId"`
+	Args       []string            `json:"args"`
+	Env        []string            `json:"env"`
+	WorkingDir string              `json:"workingDir"`
+	User       string              `json:"user"`
+	Hostname   string              `json:"hostname"`
+	AutoRemove bool                `json:"autoRemove"`
+	CreatedAt  time.Time           `json:"createdAt"`
+	Security   security            `json:"security"`
+	Mounts     []container.Mount   `json:"mounts,omitempty"`
+	Process    processOptions      `json:"process"`
+	Resources  container.Resources `json:"resources"`
+	CgroupDir  string              `json:"cgroupDir,omitempty"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

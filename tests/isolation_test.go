@@ -216,3 +216,34 @@ func TestProcessOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceLimitsRefusedWithoutDelegation: this machine has hybrid
+// cgroups (v1 controllers), so limits cannot be enforced: a run that asks
+// for one fails saying why and how to proceed, unless --cgroups=disabled.
+// (The cgroup v2 code itself is unit-tested on a stand-in directory; no
+// delegated v2 tree exists here.)
+func TestResourceLimitsRefusedWithoutDelegation(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		t.Skip("this machine has a unified cgroup v2 hierarchy: the refusal path does not apply")
+	}
+	before := s.mustPelagos(t, "ps", "-aq")
+	for _, flags := range [][]string{{"--memory", "512m"}, {"--cpus", "1"}, {"--pids-limit", "50"}, {"--cpuset-cpus", "0"}} {
+		args := append(append([]string{"run", "--rm"}, flags...), "localhost/busybox", "true")
+		r := s.pelagos(t, args...)
+		if r.Code != 125 || !strings.Contains(r.Stderr, "cgroups v1") || !strings.Contains(r.Stderr, "--cgroups=disabled") {
+			t.Errorf("%v: %s", flags, r)
+		}
+	}
+	if r := s.pelagos(t, "run", "--rm", "--memory", "12zz", "localhost/busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "--memory \"12zz\"") {
+		t.Errorf("malformed --memory: %s", r)
+	}
+	if r := s.pelagos(t, "run", "--rm", "--memory", "512m", "--cgroups=disabled", "localhost/busybox", "echo", "unlimited"); r.Stdout != "unlimited\n" {
+		t.Errorf("--cgroups=disabled: %s", r)
+	}
+	if after := s.mustPelagos(t, "ps", "-aq"); after != before {
+		t.Errorf("refused runs left containers")
+	}
+}
