@@ -48,6 +48,7 @@ type runOptions struct {
 	cpusetCPUs  string
 	pidsLimit   int64
 	cgroups     string
+	restart     string
 }
 
 func runCmd(e *env, args []string) int {
@@ -86,6 +87,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.cpusetCPUs, "cpuset-cpus", "", "CPUs allowed, e.g. 0-2,4")
 	fs.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (-1: none)")
 	fs.StringVar(&o.cgroups, "cgroups", "enabled", "enabled, or disabled to run without resource limits")
+	fs.StringVar(&o.restart, "restart", "no", "restart policy: no, on-failure[:MAX], always, unless-stopped")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -116,7 +118,7 @@ func runCmd(e *env, args []string) int {
 		ReadOnlyTmpfs: o.roTmpfs, Volumes: o.volumes, Tmpfs: o.tmpfs,
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
-		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups,
+		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

@@ -46,6 +46,8 @@ type ContainerConfig struct {
 	PidsLimit  int64
 	// Cgroups is "enabled" (default) or "disabled": run without limits.
 	Cgroups string
+	// Restart is no, on-failure[:N], always or unless-stopped.
+	Restart string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -98,6 +100,7 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 		m["PidsLimit"] = godbus.MakeVariant(c.PidsLimit)
 	}
 	putString(m, "Cgroups", c.Cgroups)
+	putString(m, "Restart", c.Restart)
 	return m
 }
 
@@ -236,6 +239,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("CpusetCPUs", &c.CpusetCPUs)
 	d.int64("PidsLimit", &c.PidsLimit)
 	d.str("Cgroups", &c.Cgroups)
+	d.str("Restart", &c.Restart)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -301,6 +301,7 @@ func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
 		return asDBusErr(fmt.Errorf("open log: %w", err))
 	}
 	defer log.Close()
+	a.c.setStoppedByUser(false)
 	_, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log}, nil)
 	return derr
 }
@@ -417,6 +418,7 @@ func (a *containerAPI) Stop(timeout uint32) *godbus.Error {
 	if timeout > 24*3600 {
 		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "stop timeout %d s is over a day", timeout))
 	}
+	a.c.setStoppedByUser(true)
 	return asDBusErr(a.c.stop(a.c.m.ctx, time.Duration(timeout)*time.Second))
 }
 
@@ -427,6 +429,7 @@ func (a *containerAPI) Kill(signal string) *godbus.Error {
 	if err != nil {
 		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
 	}
+	a.c.setStoppedByUser(true)
 	return asDBusErr(a.c.kill(sig))
 }
 

@@ -56,6 +56,13 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	restart, err := parseRestart(cfg.Restart)
+	if err != nil {
+		return nil, err
+	}
+	if restart.Name != "no" && cfg.AutoRemove {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--restart %s and --rm conflict: a removed container cannot be restarted", cfg.Restart)
+	}
 	if cfg.Cgroups == "disabled" {
 		res = container.Resources{} // asked for explicitly: no limits
 	} else if err := m.cgroups.check(res); err != nil {
@@ -140,7 +147,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		ID: id, Name: name, Image: cfg.Image, ImageID: img.ID, Args: args,
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
-		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res,
+		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

@@ -72,7 +72,29 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 	if err := m.syncImages(); err != nil {
 		return nil, err
 	}
+	m.restartAtStart()
 	return m, nil
+}
+
+// restartAtStart starts the containers whose policy says to when the
+// service starts: "always" ones, and "unless-stopped" ones the user did
+// not stop.
+func (m *Manager) restartAtStart() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.containers {
+		c.mu.Lock()
+		r := &c.rec
+		due := r.State != pdbus.StateRunning &&
+			(r.Restart.Name == "always" || r.Restart.Name == "unless-stopped" && !r.StoppedByUser)
+		if due {
+			r.StoppedByUser = false
+		}
+		c.mu.Unlock()
+		if due {
+			go c.restartLater()
+		}
+	}
 }
 
 func constProp(v any) *prop.Prop {

@@ -30,6 +30,11 @@ type record struct {
 	Process    processOptions      `json:"process"`
 	Resources  container.Resources `json:"resources"`
 	CgroupDir  string              `json:"cgroupDir,omitempty"`
+	Restart    restartPolicy       `json:"restart"`
+	// RestartCount counts the policy's restarts; StoppedByUser keeps a
+	// container the user stopped from being restarted by its policy.
+	RestartCount  int  `json:"restartCount"`
+	StoppedByUser bool `json:"stoppedByUser"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`
@@ -94,4 +99,10 @@ func usec(t time.Time) uint64 {
 		return 0
 	}
 	return uint64(t.UnixMicro())
+}
+
+// restartPolicy is --restart.
+type restartPolicy struct {
+	Name       string `json:"name"`
+	MaxRetries int    `json:"maxRetries,omitempty"`
 }

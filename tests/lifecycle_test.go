@@ -98,3 +98,50 @@ func waitLog(t *testing.T, s *userSession, name, want string) {
 	}
 	t.Fatalf("log of %s never ended with %q: %q", name, want, out)
 }
+
+func TestRestartPolicies(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "flaky", "forever")
+	// on-failure:2 — the first run and two restarts, then it stays down.
+	s.mustPelagos(t, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "localhost/busybox", "sh", "-c", "echo try; exit 3")
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(s.pelagos(t, "logs", "flaky").Stdout, "try") < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a fourth run would show up by now
+	if n := strings.Count(s.pelagos(t, "logs", "flaky").Stdout, "try"); n != 3 {
+		t.Fatalf("on-failure:2 ran %d times, want 3", n)
+	}
+	// always: restarts until stopped; stop holds it.
+	s.mustPelagos(t, "run", "-d", "--name", "forever", "--restart", "always", "localhost/busybox", "sh", "-c", "echo up; sleep 0.2")
+	deadline = time.Now().Add(20 * time.Second)
+	for strings.Count(s.pelagos(t, "logs", "forever").Stdout, "up") < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.mustPelagos(t, "stop", "forever")
+	n := strings.Count(s.pelagos(t, "logs", "forever").Stdout, "up")
+	time.Sleep(1500 * time.Millisecond)
+	if m := strings.Count(s.pelagos(t, "logs", "forever").Stdout, "up"); m != n || n < 3 {
+		t.Fatalf("always: %d runs before stop, %d after: stop must hold it", n, m)
+	}
+	// A new service starts "always" containers again.
+	if err := killAndWait(s.servicePid(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.mustPelagos(t, "ps")
+	deadline = time.Now().Add(20 * time.Second)
+	for strings.Count(s.pelagos(t, "logs", "forever").Stdout, "up") == n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := strings.Count(s.pelagos(t, "logs", "forever").Stdout, "up"); m == n {
+		t.Fatal("the new service did not start the always container")
+	}
+	if r := s.pelagos(t, "run", "--rm", "--restart", "always", "localhost/busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "conflict") {
+		t.Fatalf("--rm with --restart: %s", r)
+	}
+	if r := s.pelagos(t, "run", "--restart", "sometimes", "localhost/busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "use no, on-failure") {
+		t.Fatalf("bad --restart: %s", r)
+	}
+}
