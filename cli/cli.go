@@ -59,6 +59,7 @@ func commands() []command {
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
+		{"events", "Print container, image and job events as they happen", "pelagos events [--filter KEY=VALUE] [--format json]", eventsCmd},
 		{"volume", "Manage named volumes", "pelagos volume create|ls|inspect|rm|prune", volumeCmd},
 		{"info", "Show how pelagos runs on this machine", "pelagos info", infoCmd},
 		{"version", "Show the pelagos version", "pelagos version", versionCmd},

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -143,5 +145,43 @@ func TestRestartPolicies(t *testing.T) {
 	}
 	if r := s.pelagos(t, "run", "--restart", "sometimes", "localhost/busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "use no, on-failure") {
 		t.Fatalf("bad --restart: %s", r)
+	}
+}
+
+func TestEventsCommand(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	cmd, out := s.startPelagos(t, "events", "--format", "json", "--filter", "type=container")
+	time.Sleep(500 * time.Millisecond) // subscribed
+	id := strings.TrimSpace(s.mustPelagos(t, "run", "-d", "--name", "evented", "localhost/busybox", "sh", "-c", "exit 4"))
+	s.mustPelagos(t, "wait", "evented")
+	s.mustPelagos(t, "rm", "evented")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"Status":"remove"`) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, cmd)
+	var actions []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ev struct {
+			Type, Status, ID  string
+			ContainerExitCode *int
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if ev.ID != id || ev.Type != "container" {
+			continue
+		}
+		a := ev.Status
+		if ev.ContainerExitCode != nil {
+			a += ":" + strconv.Itoa(*ev.ContainerExitCode)
+		}
+		actions = append(actions, a)
+	}
+	if strings.Join(actions, ",") != "create,start,died:4,remove" {
+		t.Fatalf("events: %v\n%s", actions, out.String())
 	}
 }
