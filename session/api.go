@@ -324,7 +324,7 @@ func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (god
 	}
 	// master is a copy made for this reply: godbus sends it after we
 	// return, and the container closes it once Wait was called (reap).
-	return godbus.UnixFD(master.Fd()), nil
+	return godbus.UnixFD(master), nil
 }
 
 // StartWithStdio implements the method of the same name.
@@ -359,7 +359,7 @@ func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, optio
 
 // startOrCleanup starts c; an auto-remove container that cannot start is
 // removed at once, since nothing will ever run it.
-func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSize) (*os.File, *godbus.Error) {
+func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSize) (int, *godbus.Error) {
 	master, err := c.start(m.ctx, stdio, tty)
 	if err != nil && c.rec.AutoRemove {
 		if rerr := m.removeContainer(c, false); rerr != nil {

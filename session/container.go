@@ -180,24 +180,29 @@ func (c *ctr) watchForeign(pid int, start uint64) {
 }
 
 // start runs the container on stdio and returns once its command runs.
-func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSize) (*os.File, error) {
+//
+// With tty, it returns a descriptor of the terminal's master for the
+// caller's reply (otherwise -1). It is a raw descriptor on purpose: an
+// *os.File would close it when garbage-collected, while reap closes it
+// too — and a double close can hit a descriptor the image store reuses.
+func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSize) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.removed {
-		return nil, pdbus.Errorf(pdbus.ErrNoSuchContainer, "no such container: %s", c.rec.ID)
+		return -1, pdbus.Errorf(pdbus.ErrNoSuchContainer, "no such container: %s", c.rec.ID)
 	}
 	if c.rec.State == pdbus.StateRunning {
-		return nil, pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
+		return -1, pdbus.Errorf(pdbus.ErrContainerRunning, "container %s is already running", c.rec.Name)
 	}
 	t0 := time.Now()
 	rootfs, err := c.m.store.MountLayer(c.rec.ID)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	files, err := c.writeEtcFiles()
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
-		return nil, err
+		return -1, err
 	}
 	spec := &container.Spec{
 		Rootfs:   rootfs,
@@ -218,7 +223,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	}
 	if err := c.rec.Security.apply(spec, c.dir, &c.m.seccomp); err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
-		return nil, err
+		return -1, err
 	}
 	done := make(chan struct{})
 	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
@@ -253,22 +258,21 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.publishLocked()
 		switch code {
 		case container.ExitNotFound:
-			return nil, pdbus.Errorf(pdbus.ErrCommandNotFound, "%s", msg)
+			return -1, pdbus.Errorf(pdbus.ErrCommandNotFound, "%s", msg)
 		case container.ExitCannotInvoke:
-			return nil, pdbus.Errorf(pdbus.ErrCommandNotExecutable, "%s", msg)
+			return -1, pdbus.Errorf(pdbus.ErrCommandNotExecutable, "%s", msg)
 		}
-		return nil, pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
+		return -1, pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
 	}
 	c.proc = proc
-	var reply *os.File
+	reply := -1
 	if tty != nil {
 		fd, err := unix.FcntlInt(proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			proc.Signal(unix.SIGKILL)
 			c.m.log.Error("duplicate terminal", "id", c.rec.ID, "err", err)
 		} else {
-			c.replyFD = fd
-			reply = os.NewFile(uintptr(fd), "pty-master-reply")
+			c.replyFD, reply = fd, fd
 		}
 		c.collected = make(chan struct{})
 		c.collectedOnce = sync.Once{}
