@@ -46,7 +46,8 @@ func commands() []command {
 		{"run", "Run a command in a new container", "pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]", runCmd},
 		{"exec", "Run a command in a running container", "pelagos exec [-i] [-e KEY=VALUE] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]", execCmd},
 		{"ps", "List containers", "pelagos ps [-a] [-q] [--no-trunc]", psCmd},
-		{"rm", "Remove one or more containers", "pelagos rm [-f] CONTAINER [CONTAINER...]", rmCmd},
+		{"rm", "Remove one or more containers", "pelagos rm [-f] CONTAINER [CONTAINER...] | --all", rmCmd},
+		{"rename", "Rename a container", "pelagos rename CONTAINER NEW_NAME", renameCmd},
 		{"start", "Start one or more containers", "pelagos start [-a [-i]] CONTAINER [CONTAINER...]", startCmd},
 		{"stop", "Stop one or more running containers", "pelagos stop [-t SECONDS] CONTAINER [CONTAINER...]", stopCmd},
 		{"restart", "Restart one or more containers", "pelagos restart [-t SECONDS] CONTAINER [CONTAINER...]", restartCmd},
@@ -94,6 +95,12 @@ func (e *env) main(args []string) int {
 			return c.run(e, args[1:])
 		}
 	}
+	switch args[0] {
+	case "container-prune":
+		return containerPruneCmd(e, args[1:])
+	case "image-prune":
+		return imagePruneCmd(e, args[1:])
+	}
 	// `pelagos container ls` and `pelagos image ls` style aliases.
 	if alias := aliasFor(args); alias != nil {
 		return e.main(alias)
@@ -109,7 +116,7 @@ func aliasFor(args []string) []string {
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
-		"container wait": "wait", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
+		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
 		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

@@ -219,3 +219,41 @@ func rmiCmd(e *env, args []string) int {
 	}
 	return code
 }
+
+// imagePruneCmd removes images no container uses: dangling ones (no
+// name), or with -a all of them.
+func imagePruneCmd(e *env, args []string) int {
+	fs := e.flags("image prune")
+	all := fs.BoolP("all", "a", false, "remove every image no container uses, not only unnamed ones")
+	fs.BoolP("force", "f", false, "do not ask (pelagos never asks)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	imgs, err := c.ListImages(e.ctx)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	for _, img := range imgs {
+		if len(img.Names) > 0 && !*all {
+			continue
+		}
+		removed, err := c.RemoveImage(e.ctx, img.ID, false)
+		if dbus.CodeOf(err) == dbus.ErrImageInUse {
+			continue
+		}
+		if err != nil {
+			e.callErr(err)
+			return exitFailure
+		}
+		for _, id := range removed {
+			fmt.Fprintln(e.stdout, id)
+		}
+	}
+	return exitOK
+}

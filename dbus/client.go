@@ -344,3 +344,8 @@ func (c *Client) ExecWithStdio(ctx context.Context, path godbus.ObjectPath, comm
 	err := c.call(ctx, c.container(path), ContainerIface, "ExecWithStdio", args, &code)
 	return code, err
 }
+
+// Rename gives a container a new name.
+func (c *Client) Rename(ctx context.Context, path godbus.ObjectPath, name string) error {
+	return c.call(ctx, c.container(path), ContainerIface, "Rename", []any{name})
+}

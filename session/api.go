@@ -433,6 +433,27 @@ func (a *containerAPI) Kill(signal string) *godbus.Error {
 	return asDBusErr(a.c.kill(sig))
 }
 
+// Rename implements the method of the same name.
+func (a *containerAPI) Rename(name string) *godbus.Error {
+	a.c.m.touch()
+	if err := checkName(name); err != nil {
+		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
+	}
+	m := a.c.m
+	m.mu.Lock()
+	if other := m.nameTakenLocked(name); other != nil && other != a.c {
+		m.mu.Unlock()
+		return asDBusErr(pdbus.Errorf(pdbus.ErrNameInUse, "the container name %q is already in use", name))
+	}
+	a.c.mu.Lock()
+	a.c.rec.Name = name
+	a.c.rec.save(a.c.dir)
+	a.c.mu.Unlock()
+	m.mu.Unlock()
+	a.c.obj.Props.SetMust(pdbus.ContainerIface, "Name", name)
+	return nil
+}
+
 // Remove implements the method of the same name.
 func (a *containerAPI) Remove(force bool) *godbus.Error {
 	a.c.m.touch()

@@ -185,3 +185,47 @@ func TestEventsCommand(t *testing.T) {
 		t.Fatalf("events: %v\n%s", actions, out.String())
 	}
 }
+
+func TestPsFormatFilterRenamePrune(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "fmt-run", "fmt-done", "renamed")
+	s.mustPelagos(t, "run", "-d", "--name", "fmt-run", "localhost/busybox", "sleep", "60")
+	s.pelagos(t, "run", "--name", "fmt-done", "localhost/busybox", "sh", "-c", "exit 2")
+	if out := s.mustPelagos(t, "ps", "--format", "{{.Names}} {{.State}}", "--filter", "name=fmt-"); out != "fmt-run running\n" {
+		t.Fatalf("ps --format: %q", out)
+	}
+	if out := s.mustPelagos(t, "ps", "-a", "--filter", "status=exited", "--filter", "name=fmt-", "--format", "{{.Names}}:{{.ExitCode}}"); out != "fmt-done:2\n" {
+		t.Fatalf("ps --filter status=exited: %q", out)
+	}
+	if out := s.mustPelagos(t, "ps", "-l", "--format", "{{.Names}}"); out != "fmt-done\n" {
+		t.Fatalf("ps -l: %q", out)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(s.mustPelagos(t, "ps", "--format", "json", "--filter", "name=fmt-run")), &rows); err != nil || len(rows) != 1 || rows[0]["Names"] != "fmt-run" {
+		t.Fatalf("ps --format json: %v %v", rows, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "--format", "{{.Nope}}"}, "can't evaluate field Nope"},
+		{[]string{"ps", "--format", "{{"}, "--format"},
+		{[]string{"ps", "--filter", "color=red"}, "use KEY=VALUE with KEY one of"},
+		{[]string{"rename", "fmt-done", "fmt-run"}, "already in use"},
+		{[]string{"rename", "fmt-done", "bad/name"}, "invalid container name"},
+	} {
+		if r := s.pelagos(t, tc.args...); r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: want exit 125 and %q, got %s", tc.args, tc.want, r)
+		}
+	}
+	s.mustPelagos(t, "rename", "fmt-done", "renamed")
+	if out := s.mustPelagos(t, "ps", "-a", "--filter", "name=renamed", "--format", "{{.Names}}"); out != "renamed\n" {
+		t.Fatalf("rename: %q", out)
+	}
+	out := s.mustPelagos(t, "container", "prune")
+	if !strings.Contains(s.mustPelagos(t, "ps", "-a"), "fmt-run") || strings.Contains(s.mustPelagos(t, "ps", "-a"), "renamed") || out == "" {
+		t.Fatalf("container prune must remove exited containers only: %q", out)
+	}
+}
