@@ -49,6 +49,7 @@ type runOptions struct {
 	pidsLimit   int64
 	cgroups     string
 	restart     string
+	init        bool
 }
 
 func runCmd(e *env, args []string) int {
@@ -88,6 +89,7 @@ func runCmd(e *env, args []string) int {
 	fs.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (-1: none)")
 	fs.StringVar(&o.cgroups, "cgroups", "enabled", "enabled, or disabled to run without resource limits")
 	fs.StringVar(&o.restart, "restart", "no", "restart policy: no, on-failure[:MAX], always, unless-stopped")
+	fs.BoolVar(&o.init, "init", false, "run a minimal init as PID 1 that forwards signals and reaps orphans")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -118,7 +120,7 @@ func runCmd(e *env, args []string) int {
 		ReadOnlyTmpfs: o.roTmpfs, Volumes: o.volumes, Tmpfs: o.tmpfs,
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
-		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart,
+		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

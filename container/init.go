@@ -99,11 +99,13 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 		return ExitSetupFailed, err
 	}
 	if tty != nil {
-		if err := useTerminal(tty, cred); err != nil {
-			return ExitSetupFailed, err
-		}
 		if _, ok := lookupEnv(env, "TERM"); !ok {
 			env = append(env, "TERM=xterm")
+		}
+		if !spec.Init { // under --init the child takes the terminal
+			if err := useTerminal(tty, cred); err != nil {
+				return ExitSetupFailed, err
+			}
 		}
 	}
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which a
@@ -116,8 +118,12 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	if err := limitCapabilities(spec.Capabilities); err != nil {
 		return ExitSetupFailed, err
 	}
-	if err := applyCredential(cred); err != nil {
-		return ExitSetupFailed, err
+	if !spec.Init {
+		// Under --init, PID 1 stays root; the command's process gets
+		// the user at fork (runAsInit).
+		if err := applyCredential(cred); err != nil {
+			return ExitSetupFailed, err
+		}
 	}
 	if spec.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -138,7 +144,11 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
 		return ExitSetupFailed, fmt.Errorf("clear parent death signal: %w", err)
 	}
-	err = syscall.Exec(path, spec.Args, env)
+	if spec.Init {
+		err = runAsInit(path, spec.Args, env, cred, tty)
+	} else {
+		err = syscall.Exec(path, spec.Args, env)
+	}
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return ExitNotFound, fmt.Errorf("exec %s: no such file or directory", spec.Args[0])

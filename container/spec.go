@@ -63,6 +63,9 @@ type Spec struct {
 	GroupAdd []string `json:"groupAdd,omitempty"`
 	// Devices are host device nodes bind-mounted into the container.
 	Devices []Device `json:"devices,omitempty"`
+	// Init keeps a minimal init as PID 1 that forwards signals to the
+	// command and reaps orphaned processes (--init).
+	Init bool `json:"init,omitempty"`
 }
 
 // Mount is one bind or tmpfs mount into the container.

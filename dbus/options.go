@@ -48,6 +48,8 @@ type ContainerConfig struct {
 	Cgroups string
 	// Restart is no, on-failure[:N], always or unless-stopped.
 	Restart string
+	// Init runs a minimal init as PID 1 (--init).
+	Init bool
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -101,6 +103,9 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	}
 	putString(m, "Cgroups", c.Cgroups)
 	putString(m, "Restart", c.Restart)
+	if c.Init {
+		m["Init"] = godbus.MakeVariant(true)
+	}
 	return m
 }
 
@@ -240,6 +245,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.int64("PidsLimit", &c.PidsLimit)
 	d.str("Cgroups", &c.Cgroups)
 	d.str("Restart", &c.Restart)
+	d.boolean("Init", &c.Init)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -217,6 +217,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		Sysctls:  c.rec.Process.Sysctls,
 		GroupAdd: c.rec.Process.GroupAdd,
 		Devices:  c.rec.Process.Devices,
+		Init:     c.rec.Process.Init,
 	}
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols

@@ -19,6 +19,7 @@ type processOptions struct {
 	Sysctls  map[string]string  `json:"sysctls,omitempty"`
 	GroupAdd []string           `json:"groupAdd,omitempty"`
 	Devices  []container.Device `json:"devices,omitempty"`
+	Init     bool               `json:"init,omitempty"`
 }
 
 var sysctlKey = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_-]+)+$`)
@@ -36,7 +37,7 @@ func namespacedSysctl(key string) bool {
 }
 
 func parseProcessOptions(cfg pdbus.ContainerConfig) (processOptions, error) {
-	var o processOptions
+	o := processOptions{Init: cfg.Init}
 	for _, u := range cfg.Ulimits {
 		rl, err := container.ParseUlimit(u)
 		if err != nil {

@@ -5,8 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pelagos-containers/pelagos/tests/imagetest"
 )
@@ -245,5 +248,41 @@ func TestResourceLimitsRefusedWithoutDelegation(t *testing.T) {
 	}
 	if after := s.mustPelagos(t, "ps", "-aq"); after != before {
 		t.Errorf("refused runs left containers")
+	}
+}
+
+// TestInitReapsAndForwards: --init keeps a small PID 1 that reaps
+// orphans (without it, a shell that execs leaves a zombie) and passes
+// signals on.
+func TestInitReapsAndForwards(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	zombies := func(flags ...string) string {
+		name := "zombie" + strconv.Itoa(len(flags))
+		defer s.pelagos(t, "rm", "-f", name)
+		args := append(append([]string{"run", "-d", "--name", name}, flags...), "localhost/busybox", "sh", "-c", "(sleep 0.1 &); exec sleep 30")
+		s.mustPelagos(t, args...)
+		time.Sleep(700 * time.Millisecond)
+		return strings.TrimSpace(s.pelagos(t, "exec", name, "sh", "-c", `ps -o stat | grep -c "^Z"`).Stdout)
+	}
+	if n := zombies(); n != "1" {
+		t.Fatalf("without --init the orphan should stay a zombie (the test's premise), got %s", n)
+	}
+	if n := zombies("--init"); n != "0" {
+		t.Fatalf("--init did not reap the orphan: %s zombies", n)
+	}
+	if r := s.pelagos(t, "run", "--rm", "--init", "localhost/busybox", "cat", "/proc/1/cmdline"); !strings.HasPrefix(r.Stdout, "pelagos-init") {
+		t.Fatalf("PID 1 under --init: %s", r)
+	}
+	cmd, out := s.startPelagos(t, "run", "--rm", "--init", "--name", "initsig", "localhost/busybox", "sh", "-c",
+		`trap "echo got-term; exit 11" TERM; echo ready; while :; do sleep 0.1; done`)
+	waitRunning(t, s, "initsig", out)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd); code != 11 || !strings.Contains(out.String(), "got-term") {
+		t.Fatalf("signal through --init: exit %d, %q", code, out.String())
+	}
+	if r := s.pelagos(t, "run", "--rm", "--init", "localhost/busybox", "nosuchcmd"); r.Code != 127 {
+		t.Fatalf("--init with a missing command: %s", r)
 	}
 }
