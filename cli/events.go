@@ -141,18 +141,7 @@ func eventsCmd(e *env, args []string) int {
 }
 
 func eventMatches(ev event, match map[string][]string) bool {
-	any := func(vals []string, pred func(string) bool) bool {
-		if len(vals) == 0 {
-			return true
-		}
-		for _, v := range vals {
-			if pred(v) {
-				return true
-			}
-		}
-		return false
-	}
-	return any(match["type"], func(v string) bool { return v == ev.Type }) &&
-		any(match["event"], func(v string) bool { return v == ev.Action }) &&
-		any(match["container"], func(v string) bool { return ev.Type == "container" && strings.HasPrefix(ev.ID, v) })
+	return matchAny(match["type"], func(v string) bool { return v == ev.Type }) &&
+		matchAny(match["event"], func(v string) bool { return v == ev.Action }) &&
+		matchAny(match["container"], func(v string) bool { return ev.Type == "container" && strings.HasPrefix(ev.ID, v) })
 }

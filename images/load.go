@@ -191,7 +191,12 @@ func (s *Store) copyIn(ctx context.Context, src types.ImageReference, name refer
 	if err != nil {
 		return Loaded{}, fmt.Errorf("copy image: %w", err)
 	}
-	id, err := imageIDFromManifest(m)
+	return loadedFrom(m, name)
+}
+
+// loadedFrom describes the image a copy stored, from its manifest.
+func loadedFrom(manifest []byte, name reference.Named) (Loaded, error) {
+	id, err := imageIDFromManifest(manifest)
 	if err != nil {
 		return Loaded{}, err
 	}

@@ -159,15 +159,7 @@ func (s *Store) pullFrom(ctx context.Context, sys *types.SystemContext, src type
 	if err != nil {
 		return Loaded{}, fmt.Errorf("pull %s: %w", transportsName(src), err)
 	}
-	id, err := imageIDFromManifest(m)
-	if err != nil {
-		return Loaded{}, err
-	}
-	l := Loaded{ID: id}
-	if name != nil {
-		l.Names = []string{name.String()}
-	}
-	return l, nil
+	return loadedFrom(m, name)
 }
 
 func shortDigest(d string) string {

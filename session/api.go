@@ -330,29 +330,18 @@ func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (god
 // StartWithStdio implements the method of the same name.
 func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
 	a.c.m.touch()
-	files := make([]*os.File, 0, 3)
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for i, fd := range []godbus.UnixFD{stdin, stdout, stderr} {
-		f, err := receivedFile(fd, [...]string{"stdin", "stdout", "stderr"}[i])
-		if err != nil {
-			return 0, asDBusErr(err)
-		}
-		files = append(files, f)
+	files, err := receiveStdio(stdin, stdout, stderr)
+	if err != nil {
+		return 0, asDBusErr(err)
 	}
+	defer closeAll(files)
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return 0, asDBusErr(err)
 	}
 	if _, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil); derr != nil {
 		return 0, derr
 	}
-	for _, f := range files {
-		f.Close()
-	}
-	files = nil
+	closeAll(files) // the container has its own copies now (a second Close is harmless)
 	code, err := a.c.wait(context.Background())
 	return int32(code), asDBusErr(err)
 }
@@ -372,19 +361,11 @@ func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSiz
 // ExecWithStdio implements the method of the same name.
 func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
 	a.c.m.touch()
-	files := make([]*os.File, 0, 3)
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for i, fd := range []godbus.UnixFD{stdin, stdout, stderr} {
-		f, err := receivedFile(fd, [...]string{"stdin", "stdout", "stderr"}[i])
-		if err != nil {
-			return 0, asDBusErr(err)
-		}
-		files = append(files, f)
+	files, err := receiveStdio(stdin, stdout, stderr)
+	if err != nil {
+		return 0, asDBusErr(err)
 	}
+	defer closeAll(files)
 	o, err := pdbus.ParseExecOptions(options)
 	if err != nil {
 		return 0, asDBusErr(err)
@@ -471,6 +452,30 @@ func (a *imageAPI) Remove(force bool) ([]string, *godbus.Error) {
 	a.m.touch()
 	removed, err := a.m.removeImage(a.id, force)
 	return removed, asDBusErr(err)
+}
+
+// receiveStdio wraps the three descriptors of a call that passes stdio.
+func receiveStdio(fds ...godbus.UnixFD) ([]*os.File, error) {
+	names := []string{"stdin", "stdout", "stderr"}
+	files := make([]*os.File, 0, len(fds))
+	for i, fd := range fds {
+		f, err := receivedFile(fd, names[i])
+		if err != nil {
+			closeAll(files)
+			for _, rest := range fds[i+1:] {
+				unix.Close(int(rest)) // the caller's copies must not leak
+			}
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // receivedFile wraps an fd that arrived with a call. It must be an open

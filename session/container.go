@@ -405,25 +405,8 @@ func (c *ctr) writeEtcFiles() (map[string]string, error) {
 	return files, nil
 }
 
-// processStartTime reads field 22 of /proc/PID/stat, which together with
-// the pid identifies a process across pid reuse; 0 when it is gone.
-func processStartTime(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
+// processStartTime identifies a process across pid reuse; 0 when gone.
+func processStartTime(pid int) uint64 { return rootless.ProcessStartTime(pid) }
 
 // parseSignal accepts "KILL", "SIGKILL", "kill" and "9".
 func parseSignal(s string) (unix.Signal, error) {
