@@ -59,6 +59,8 @@ func commands() []command {
 		{"pull", "Pull an image from a registry", "pelagos pull [--tls-verify=false] NAME[:TAG|@DIGEST]", pullCmd},
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
+		{"tag", "Add names to an image", "pelagos tag IMAGE NAME [NAME...]", tagCmd},
+		{"untag", "Remove names from an image", "pelagos untag IMAGE [NAME...]", untagCmd},
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
 		{"events", "Print container, image and job events as they happen", "pelagos events [--filter KEY=VALUE] [--format json]", eventsCmd},
 		{"volume", "Manage named volumes", "pelagos volume create|ls|inspect|rm|prune", volumeCmd},
@@ -100,6 +102,8 @@ func (e *env) main(args []string) int {
 		return containerPruneCmd(e, args[1:])
 	case "image-prune":
 		return imagePruneCmd(e, args[1:])
+	case "image-inspect":
+		return imageInspectCmd(e, args[1:])
 	}
 	// `pelagos container ls` and `pelagos image ls` style aliases.
 	if alias := aliasFor(args); alias != nil {
@@ -116,7 +120,7 @@ func aliasFor(args []string) []string {
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
-		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
+		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image untag": "untag", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
 		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

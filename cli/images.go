@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -256,4 +257,93 @@ func imagePruneCmd(e *env, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+func tagCmd(e *env, args []string) int {
+	fs := e.flags("tag")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 2 {
+		e.errorf("\"pelagos tag\" requires at least 2 arguments: pelagos tag IMAGE NAME [NAME...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetImage(e.ctx, fs.Arg(0))
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	for _, n := range fs.Args()[1:] {
+		if _, err := c.TagImage(e.ctx, path, n); err != nil {
+			e.callErr(err)
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+func untagCmd(e *env, args []string) int {
+	fs := e.flags("untag")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 {
+		e.errorf("\"pelagos untag\" requires at least 1 argument: pelagos untag IMAGE [NAME...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetImage(e.ctx, fs.Arg(0))
+	if err == nil {
+		_, err = c.UntagImage(e.ctx, path, fs.Args()[1:])
+	}
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func imageInspectCmd(e *env, args []string) int {
+	fs := e.flags("image inspect")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos image inspect\" requires at least 1 argument: pelagos image inspect IMAGE [IMAGE...]")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	var out []json.RawMessage
+	code := exitOK
+	for _, n := range fs.Args() {
+		path, err := c.GetImage(e.ctx, n)
+		var js string
+		if err == nil {
+			js, err = c.InspectImage(e.ctx, path)
+		}
+		if err != nil {
+			e.callErr(err)
+			code = exitFailure
+			continue
+		}
+		out = append(out, json.RawMessage(js))
+	}
+	if len(out) > 0 {
+		b, _ := json.MarshalIndent(out, "", "     ")
+		fmt.Fprintln(e.stdout, string(b))
+	}
+	return code
 }

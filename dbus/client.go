@@ -349,3 +349,34 @@ func (c *Client) ExecWithStdio(ctx context.Context, path godbus.ObjectPath, comm
 func (c *Client) Rename(ctx context.Context, path godbus.ObjectPath, name string) error {
 	return c.call(ctx, c.container(path), ContainerIface, "Rename", []any{name})
 }
+
+// TagImage adds a name to an image.
+func (c *Client) TagImage(ctx context.Context, path godbus.ObjectPath, name string) (string, error) {
+	var stored string
+	err := c.call(ctx, c.conn.Object(BusName, path), ImageIface, "Tag", []any{name}, &stored)
+	return stored, err
+}
+
+// UntagImage removes names from an image (all with none given).
+func (c *Client) UntagImage(ctx context.Context, path godbus.ObjectPath, names []string) ([]string, error) {
+	var removed []string
+	if names == nil {
+		names = []string{}
+	}
+	err := c.call(ctx, c.conn.Object(BusName, path), ImageIface, "Untag", []any{names}, &removed)
+	return removed, err
+}
+
+// InspectImage returns an image's podman-style JSON.
+func (c *Client) InspectImage(ctx context.Context, path godbus.ObjectPath) (string, error) {
+	var js string
+	err := c.call(ctx, c.conn.Object(BusName, path), ImageIface, "Inspect", nil, &js)
+	return js, err
+}
+
+// GetImage finds an image by name, id or id prefix.
+func (c *Client) GetImage(ctx context.Context, nameOrID string) (godbus.ObjectPath, error) {
+	var path godbus.ObjectPath
+	err := c.call(ctx, c.mgr, ManagerInterface, "GetImage", []any{nameOrID}, &path)
+	return path, err
+}

@@ -281,6 +281,8 @@ func asDBusErr(err error) *godbus.Error {
 		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrNoSuchImage, "%v", err))
 	case errors.Is(err, images.ErrImageInUse):
 		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrImageInUse, "%v", err))
+	case errors.Is(err, images.ErrInvalidReference):
+		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrInvalidReference, "%v", err))
 	case errors.Is(err, images.ErrInvalidArchive):
 		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrInvalidArchive, "%v", err))
 	}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -425,5 +426,46 @@ func TestExitCodesSurviveServiceCrash(t *testing.T) {
 	}
 	if out := s.mustPelagos(t, "logs", "early"); out != "early-out\n" {
 		t.Fatalf("log of early: %q", out)
+	}
+}
+
+func TestTagUntagInspectImage(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "tag", "localhost/busybox", "mybox:v2", "registry.example.org/team/box:1")
+	out := s.mustPelagos(t, "images")
+	if !regexp.MustCompile(`(?m)^localhost/mybox\s+v2\s`).MatchString(out) || !regexp.MustCompile(`(?m)^registry.example.org/team/box\s+1\s`).MatchString(out) {
+		t.Fatalf("tags not listed:\n%s", out)
+	}
+	if r := s.pelagos(t, "run", "--rm", "mybox:v2", "echo", "tagged"); r.Stdout != "tagged\n" {
+		t.Fatalf("run by new tag: %s", r)
+	}
+	s.mustPelagos(t, "untag", "localhost/busybox", "mybox:v2", "registry.example.org/team/box:1")
+	if out := s.mustPelagos(t, "images"); strings.Contains(out, "mybox") || strings.Contains(out, "team/box") {
+		t.Fatalf("untag left names:\n%s", out)
+	}
+	var insp []struct {
+		ID       string `json:"Id"`
+		RepoTags []string
+		Os       string
+		History  []any
+	}
+	if err := json.Unmarshal([]byte(s.mustPelagos(t, "image", "inspect", "localhost/busybox")), &insp); err != nil || len(insp) != 1 ||
+		len(insp[0].ID) != 64 || insp[0].Os != "linux" || len(insp[0].RepoTags) == 0 {
+		t.Fatalf("image inspect: %+v %v", insp, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tag", "localhost/busybox", "BAD:x"}, "invalid image reference"},
+		{[]string{"tag", "localhost/nosuch", "x"}, "no such image"},
+		{[]string{"untag", "localhost/busybox", "never:tagged"}, "has no name"},
+		{[]string{"image", "inspect", "localhost/nosuch"}, "no such image"},
+	} {
+		if r := s.pelagos(t, tc.args...); r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: want exit 125 and %q, got %s", tc.args, tc.want, r)
+		}
 	}
 }
