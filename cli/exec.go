@@ -10,7 +10,7 @@ func execCmd(e *env, args []string) int {
 	fs := e.flags("exec")
 	fs.SetInterspersed(false)
 	interactive := fs.BoolP("interactive", "i", false, "keep stdin attached")
-	tty := fs.BoolP("tty", "t", false, "allocate a pseudo-TTY (not available for exec yet)")
+	tty := fs.BoolP("tty", "t", false, "allocate a pseudo-TTY")
 	envs := fs.StringArrayP("env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass yours)")
 	envFiles := fs.StringArray("env-file", nil, "read environment variables from a file")
 	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
@@ -20,10 +20,6 @@ func execCmd(e *env, args []string) int {
 	}
 	if fs.NArg() < 2 {
 		e.errorf("\"pelagos exec\" requires at least 2 arguments: pelagos exec [OPTIONS] CONTAINER COMMAND [ARG...]")
-		return exitFailure
-	}
-	if *tty {
-		e.errorf("exec -t is not available yet: run without -t (exec -i still passes your input), or use `pelagos run -it`")
 		return exitFailure
 	}
 	env, err := buildEnv(*envFiles, *envs, os.LookupEnv)
@@ -41,6 +37,10 @@ func execCmd(e *env, args []string) int {
 		e.callErr(err)
 		return exitFailure
 	}
+	opts := pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user}
+	if *tty {
+		return e.execTerminal(c, path, fs.Args()[1:], opts, *interactive)
+	}
 	stdin := e.stdin
 	if !*interactive {
 		devnull, err := os.Open(os.DevNull)
@@ -51,8 +51,7 @@ func execCmd(e *env, args []string) int {
 		defer devnull.Close()
 		stdin = devnull
 	}
-	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, e.stdout, e.stderr,
-		pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user})
+	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, e.stdout, e.stderr, opts)
 	if err != nil {
 		e.callErr(err)
 		return exitCodeFor(err)

@@ -27,26 +27,43 @@ func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, o runOptions)
 		c.RemoveContainer(e.ctx, string(path[len(path)-64:]), true)
 		return exitFailure
 	}
-	var size pdbus.TerminalOptions
-	if localTTY {
-		if ws, err := unix.IoctlGetWinsize(inFd, unix.TIOCGWINSZ); err == nil {
-			size = pdbus.TerminalOptions{Rows: ws.Row, Columns: ws.Col}
-		}
-	}
-	master, err := c.StartWithTerminal(e.ctx, path, size)
+	rows, cols := e.windowSize()
+	master, err := c.StartWithTerminal(e.ctx, path, pdbus.TerminalOptions{Rows: rows, Columns: cols})
 	if err != nil {
 		e.callErr(err)
 		return exitCodeFor(err)
 	}
 	defer master.Close()
+	if code, ok := e.attachTerminal(master, o.interactive && localTTY, o.interactive); !ok {
+		return code
+	}
+	code, err := c.Wait(e.ctx, path)
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	return int(code)
+}
 
-	if o.interactive && localTTY {
+// windowSize is the local terminal's size, 0 0 when stdin is none.
+func (e *env) windowSize() (uint16, uint16) {
+	if ws, err := unix.IoctlGetWinsize(int(e.stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		return ws.Row, ws.Col
+	}
+	return 0, 0
+}
+
+// attachTerminal connects the local terminal to a pty master until the
+// last slave closes: raw mode when asked (restored on every way out),
+// window size changes passed on, keystrokes forwarded with input.
+func (e *env) attachTerminal(master *os.File, raw, input bool) (int, bool) {
+	inFd := int(e.stdin.Fd())
+	if raw {
 		old, err := term.MakeRaw(inFd)
 		if err != nil {
 			e.errorf("put the terminal in raw mode: %v", err)
-			return exitFailure
+			return exitFailure, false
 		}
-		// Restored on every way out of this function.
 		defer term.Restore(inFd, old)
 	}
 	winch := make(chan os.Signal, 1)
@@ -59,7 +76,7 @@ func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, o runOptions)
 			}
 		}
 	}()
-	if o.interactive {
+	if input {
 		// Ends with the process; a blocked terminal read cannot be
 		// interrupted portably, and nothing waits for it.
 		go io.Copy(master, e.stdin)
@@ -75,10 +92,86 @@ func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, o runOptions)
 		}
 	}()
 	wg.Wait()
-	code, err := c.Wait(e.ctx, path)
-	if err != nil {
-		e.callErr(err)
+	return exitOK, true
+}
+
+// execTerminal is `pelagos exec -t`: the command's terminal master
+// arrives on a socket we pass, while the call waits for its exit code.
+func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []string, opts pdbus.ExecOptions, interactive bool) int {
+	localTTY := term.IsTerminal(int(e.stdin.Fd()))
+	if interactive && !localTTY {
+		e.errorf("the input device is not a TTY: drop -t, or run pelagos from a terminal")
 		return exitFailure
 	}
-	return int(code)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		e.errorf("console socket: %v", err)
+		return exitFailure
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "console"), os.NewFile(uintptr(fds[1]), "console-peer")
+	defer ours.Close()
+	rows, cols := e.windowSize()
+	type result struct {
+		code int32
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := c.ExecWithTerminal(e.ctx, path, command, theirs, pdbus.ExecTerminalOptions{ExecOptions: opts, Rows: rows, Columns: cols})
+		done <- result{code, err}
+	}()
+	masterCh := make(chan *os.File, 1)
+	go func() {
+		m, _ := receiveFD(ours)
+		masterCh <- m
+	}()
+	select {
+	case r := <-done: // failed before a terminal existed
+		theirs.Close()
+		if r.err != nil {
+			e.callErr(r.err)
+			return exitCodeFor(r.err)
+		}
+		return int(r.code)
+	case master := <-masterCh:
+		theirs.Close()
+		if master == nil {
+			r := <-done
+			if r.err != nil {
+				e.callErr(r.err)
+				return exitCodeFor(r.err)
+			}
+			return int(r.code)
+		}
+		defer master.Close()
+		e.attachTerminal(master, interactive && localTTY, interactive)
+		r := <-done
+		if r.err != nil {
+			e.callErr(r.err)
+			return exitCodeFor(r.err)
+		}
+		return int(r.code)
+	}
+}
+
+// receiveFD reads one descriptor sent with SCM_RIGHTS; nil on EOF.
+func receiveFD(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil || n == 0 || oobn == 0 {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, err
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

@@ -15,7 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const execProcessArgv0 = "pelagos-exec"
+const (
+	execProcessArgv0 = "pelagos-exec"
+	execConsoleFD    = 5
+)
 
 // IsExec reports whether this process was started by Exec and must call
 // ExecInit.
@@ -41,7 +44,19 @@ func ExecInit() {
 		}
 		os.Unsetenv("_PELAGOS_NSENTER")
 		unix.CloseOnExec(initStatusFD)
-		return enterCommand(&spec, nil)
+		var tty *os.File
+		if spec.Terminal {
+			// A session of our own, so the terminal can be ours; it is
+			// made in the container's devpts and its master goes to the
+			// caller's console socket (fd 5).
+			if _, err := unix.Setsid(); err != nil {
+				return ExitSetupFailed, fmt.Errorf("new session: %w", err)
+			}
+			if tty, err = openTerminal(spec.Rows, spec.Cols, execConsoleFD); err != nil {
+				return ExitSetupFailed, err
+			}
+		}
+		return enterCommand(&spec, tty)
 	}()
 	b, _ := json.Marshal(message{Stage: "error", Error: err.Error(), Code: code})
 	status.Write(append(b, '\n'))
@@ -50,9 +65,11 @@ func ExecInit() {
 
 // Exec runs spec.Args in the namespaces of the running container whose
 // first process is pid, with the container's user, capabilities,
-// no_new_privs and seccomp as spec gives them. It returns once the
-// command runs, or a *StartError.
-func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio) (*Process, error) {
+// no_new_privs and seccomp as spec gives them. With spec.Terminal the
+// command gets a new terminal, whose master is sent over console (a unix
+// socket) with SCM_RIGHTS. It returns once the command runs, or a
+// *StartError.
+func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio, console *os.File) (*Process, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode exec spec: %w", err)
@@ -74,6 +91,12 @@ func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio) (*Process, erro
 	cmd.Env = []string{"_PELAGOS_NSENTER=" + strconv.Itoa(pid)}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	cmd.ExtraFiles = []*os.File{specR, statusW}
+	if spec.Terminal {
+		if console == nil {
+			return nil, &StartError{Code: ExitSetupFailed, Msg: "a terminal needs a console socket"}
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("start exec: %v", err)}
 	}

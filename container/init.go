@@ -60,7 +60,7 @@ func runInit(status *os.File) (int, error) {
 	}
 	var tty *os.File
 	if spec.Terminal {
-		if tty, err = openTerminal(spec.Rows, spec.Cols); err != nil {
+		if tty, err = openTerminal(spec.Rows, spec.Cols, initConsoleFD); err != nil {
 			return ExitSetupFailed, err
 		}
 	}

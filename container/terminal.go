@@ -11,7 +11,7 @@ import (
 // openTerminal creates a pseudo-terminal in the container's devpts (we
 // are already inside its root), sends the master to the parent over the
 // console socket and returns the slave.
-func openTerminal(rows, cols uint16) (*os.File, error) {
+func openTerminal(rows, cols uint16, consoleFD int) (*os.File, error) {
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/ptmx: %w", err)
@@ -35,11 +35,11 @@ func openTerminal(rows, cols uint16) (*os.File, error) {
 			return nil, fmt.Errorf("set terminal size: %w", err)
 		}
 	}
-	if err := unix.Sendmsg(initConsoleFD, []byte{'t'}, unix.UnixRights(mfd), nil, 0); err != nil {
+	if err := unix.Sendmsg(consoleFD, []byte{'t'}, unix.UnixRights(mfd), nil, 0); err != nil {
 		slave.Close()
 		return nil, fmt.Errorf("send terminal to the service: %w", err)
 	}
-	unix.Close(initConsoleFD)
+	unix.Close(consoleFD)
 	return slave, nil
 }
 

@@ -380,3 +380,13 @@ func (c *Client) GetImage(ctx context.Context, nameOrID string) (godbus.ObjectPa
 	err := c.call(ctx, c.mgr, ManagerInterface, "GetImage", []any{nameOrID}, &path)
 	return path, err
 }
+
+// ExecWithTerminal runs a command in a running container on a new
+// terminal; the service sends the master over console (SCM_RIGHTS) and
+// the call returns the exit code when the command exits.
+func (c *Client) ExecWithTerminal(ctx context.Context, path godbus.ObjectPath, command []string, console *os.File, opts ExecTerminalOptions) (int32, error) {
+	var code int32
+	args := []any{command, godbus.UnixFD(console.Fd()), opts.Options()}
+	err := c.call(ctx, c.container(path), ContainerIface, "ExecWithTerminal", args, &code)
+	return code, err
+}

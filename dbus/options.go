@@ -379,3 +379,31 @@ func (d *decoder) int64(key string, dst *int64) {
 	}
 	*dst = n
 }
+
+// ExecTerminalOptions is the a{sv} argument of Container.ExecWithTerminal.
+type ExecTerminalOptions struct {
+	ExecOptions
+	Rows, Columns uint16
+}
+
+// Options encodes the options for the bus.
+func (o ExecTerminalOptions) Options() map[string]godbus.Variant {
+	m := o.ExecOptions.Options()
+	if o.Rows > 0 && o.Columns > 0 {
+		m["Rows"] = godbus.MakeVariant(o.Rows)
+		m["Columns"] = godbus.MakeVariant(o.Columns)
+	}
+	return m
+}
+
+// ParseExecTerminalOptions decodes and checks the a{sv} of ExecWithTerminal.
+func ParseExecTerminalOptions(m map[string]godbus.Variant) (ExecTerminalOptions, error) {
+	var o ExecTerminalOptions
+	d := newDecoder(m)
+	d.strs("Env", &o.Env)
+	d.str("WorkingDir", &o.WorkingDir)
+	d.str("User", &o.User)
+	d.uint16("Rows", &o.Rows)
+	d.uint16("Columns", &o.Columns)
+	return o, d.finish("exec")
+}

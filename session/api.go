@@ -371,20 +371,56 @@ func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr god
 	if err != nil {
 		return 0, asDBusErr(err)
 	}
-	if len(command) == 0 {
-		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "no command given: pelagos exec CONTAINER COMMAND [ARG...]"))
-	}
-	for _, arg := range command {
-		if strings.ContainsRune(arg, 0) {
-			return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "command argument contains a NUL byte"))
-		}
+	if err := checkCommand(command); err != nil {
+		return 0, asDBusErr(err)
 	}
 	if o.WorkingDir != "" && !filepath.IsAbs(o.WorkingDir) {
 		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "working directory %q is not absolute", o.WorkingDir))
 	}
 	code, err := a.c.exec(a.c.m.ctx, command, execOptions{Env: o.Env, WorkingDir: o.WorkingDir, User: o.User},
-		container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]})
+		container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil, nil)
 	return int32(code), asDBusErr(err)
+}
+
+// ExecWithTerminal implements the method of the same name.
+func (a *containerAPI) ExecWithTerminal(command []string, console godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
+	a.c.m.touch()
+	f, err := receivedFile(console, "console")
+	if err != nil {
+		return 0, asDBusErr(err)
+	}
+	defer f.Close()
+	if fi, _ := f.Stat(); fi == nil || fi.Mode()&os.ModeSocket == 0 {
+		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "console: not a unix socket"))
+	}
+	o, err := pdbus.ParseExecTerminalOptions(options)
+	if err != nil {
+		return 0, asDBusErr(err)
+	}
+	if err := checkCommand(command); err != nil {
+		return 0, asDBusErr(err)
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, asDBusErr(err)
+	}
+	defer devnull.Close()
+	code, err := a.c.exec(a.c.m.ctx, command, execOptions{Env: o.Env, WorkingDir: o.WorkingDir, User: o.User},
+		container.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}, f, &terminalSize{Rows: o.Rows, Cols: o.Columns})
+	return int32(code), asDBusErr(err)
+}
+
+// checkCommand validates an exec command line.
+func checkCommand(command []string) error {
+	if len(command) == 0 {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "no command given: pelagos exec CONTAINER COMMAND [ARG...]")
+	}
+	for _, arg := range command {
+		if strings.ContainsRune(arg, 0) {
+			return pdbus.Errorf(pdbus.ErrInvalidArgument, "command argument contains a NUL byte")
+		}
+	}
+	return nil
 }
 
 // Wait implements the method of the same name.

@@ -483,9 +483,10 @@ type execOptions struct {
 	User       string
 }
 
-// exec runs a command in the running container on stdio and returns its
-// exit code when it exits.
-func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio container.Stdio) (int, error) {
+// exec runs a command in the running container on stdio (or, with
+// console, on a new terminal whose master goes to that socket) and
+// returns its exit code when it exits.
+func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio container.Stdio, console *os.File, size *terminalSize) (int, error) {
 	c.mu.Lock()
 	if c.rec.State != pdbus.StateRunning || c.rec.Pid == 0 {
 		name := c.rec.Name
@@ -507,13 +508,19 @@ func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio cont
 	if o.User != "" {
 		spec.User = o.User
 	}
+	if console != nil {
+		spec.Terminal = true
+		if size != nil {
+			spec.Rows, spec.Cols = size.Rows, size.Cols
+		}
+	}
 	pid := c.rec.Pid
 	err := c.rec.Security.apply(spec, c.dir, &c.m.seccomp)
 	c.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	proc, err := container.Exec(ctx, pid, spec, stdio)
+	proc, err := container.Exec(ctx, pid, spec, stdio, console)
 	if err != nil {
 		var se *container.StartError
 		if errors.As(err, &se) {

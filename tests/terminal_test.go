@@ -105,3 +105,24 @@ func TestTerminalWithoutTTY(t *testing.T) {
 		t.Fatalf("refused -it left a container: %q vs %q", before, after)
 	}
 }
+
+func TestExecTerminal(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "exterm", "localhost/busybox", "sleep", "300")
+	defer s.pelagos(t, "rm", "-f", "exterm")
+	if r := s.pelagos(t, "exec", "-t", "exterm", "sh", "-c", "tty; exit 3"); r.Code != 3 || !strings.Contains(r.Stdout, "/dev/pts/") {
+		t.Fatalf("exec -t into a pipe: %s", r)
+	}
+	ts := newTmux(t, s, "exit", 90, 25, filepath.Join(S.bin, "pelagos")+" exec -it exterm sh")
+	ts.waitFor("/ #")
+	ts.send("stty size; echo product-$((6*7)); exit 4")
+	sc := ts.waitFor("EXIT=4")
+	if !strings.Contains(sc, "25 90") || !strings.Contains(sc, "product-42") {
+		t.Fatalf("exec -it screen:\n%s", sc)
+	}
+	if r := s.pelagos(t, "exec", "-it", "exterm", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "not a TTY") {
+		t.Fatalf("exec -it without a terminal: %s", r)
+	}
+}
