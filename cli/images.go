@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -13,44 +14,112 @@ import (
 	"github.com/pelagos-containers/pelagos/dbus"
 )
 
+// imageRow is what `images --format` templates see, podman's names.
+type imageRow struct {
+	Repository string   `json:"Repository"`
+	Tag        string   `json:"Tag"`
+	ID         string   `json:"Id"`
+	Digest     string   `json:"Digest"`
+	CreatedAt  string   `json:"CreatedAt"`
+	Created    int64    `json:"Created"`
+	Size       string   `json:"Size"`
+	Names      []string `json:"Names"`
+}
+
 func imagesCmd(e *env, args []string) int {
 	fs := e.flags("images")
 	quiet := fs.BoolP("quiet", "q", false, "print only image IDs")
 	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
+	digests := fs.Bool("digests", false, "show digests")
+	format := fs.String("format", "", "Go template over .Repository .Tag .ID .Digest .CreatedAt .Size, or json")
+	filters := fs.StringArrayP("filter", "f", nil, "reference=PATTERN, dangling=true|false")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
+	}
+	tmpl, err := parseFormat(*format)
+	if err != nil {
+		e.errorf("--format: %v", err)
+		return exitFailure
+	}
+	match, err := parseFilters(*filters, []string{"reference", "dangling"})
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
 	}
 	c, ok := e.client()
 	if !ok {
 		return exitFailure
 	}
 	defer c.Close()
-	rows, err := c.ListImages(e.ctx)
+	imgs, err := c.ListImages(e.ctx)
 	if err != nil {
 		e.callErr(err)
 		return exitFailure
 	}
-	if *quiet {
-		for _, r := range rows {
-			fmt.Fprintln(e.stdout, shortID(r.ID, *noTrunc))
-		}
-		return exitOK
-	}
 	now := time.Now()
-	tw := newTable(e.stdout)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-	for _, r := range rows {
-		names := r.Names
-		if len(names) == 0 {
+	var rows []imageRow
+	seen := map[string]bool{}
+	for _, img := range imgs {
+		dangling := len(img.Names) == 0
+		if !matchAny(match["dangling"], func(v string) bool { return (v == "true") == dangling }) {
+			continue
+		}
+		names := img.Names
+		if dangling {
 			names = []string{"<none>:<none>"}
 		}
 		for _, n := range names {
+			if !matchAny(match["reference"], func(v string) bool { ok, _ := path.Match(v, n); return ok || strings.Contains(n, v) }) {
+				continue
+			}
+			if *quiet && seen[img.ID] {
+				continue
+			}
+			seen[img.ID] = true
 			repo, tag := splitRepoTag(n)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortID(r.ID, *noTrunc),
-				ago(time.UnixMicro(r.Created), now), humanSize(r.Size))
+			rows = append(rows, imageRow{
+				Repository: repo, Tag: tag, ID: shortID(img.ID, *noTrunc || *format == "json"), Digest: img.Digest,
+				CreatedAt: ago(time.UnixMicro(img.Created), now), Created: img.Created / 1e6, Size: humanSize(img.Size),
+				Names: img.Names,
+			})
 		}
 	}
-	tw.Flush()
+	switch {
+	case *quiet:
+		for _, r := range rows {
+			fmt.Fprintln(e.stdout, r.ID)
+		}
+	case *format == "json":
+		if rows == nil {
+			rows = []imageRow{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "    ")
+		enc.Encode(rows)
+	case tmpl != nil:
+		for _, r := range rows {
+			if err := tmpl.Execute(e.stdout, r); err != nil {
+				e.errorf("--format: %v", err)
+				return exitFailure
+			}
+			fmt.Fprintln(e.stdout)
+		}
+	default:
+		tw := newTable(e.stdout)
+		if *digests {
+			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+		} else {
+			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+		}
+		for _, r := range rows {
+			if *digests {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedAt, r.Size)
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedAt, r.Size)
+			}
+		}
+		tw.Flush()
+	}
 	return exitOK
 }
 

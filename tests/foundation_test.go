@@ -441,6 +441,16 @@ func TestTagUntagInspectImage(t *testing.T) {
 	if r := s.pelagos(t, "run", "--rm", "mybox:v2", "echo", "tagged"); r.Stdout != "tagged\n" {
 		t.Fatalf("run by new tag: %s", r)
 	}
+	if out := s.mustPelagos(t, "images", "--filter", "reference=localhost/my*", "--format", "{{.Repository}}:{{.Tag}}"); out != "localhost/mybox:v2\n" {
+		t.Fatalf("images --filter --format: %q", out)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(s.mustPelagos(t, "images", "--format", "json")), &rows); err != nil || len(rows) < 3 {
+		t.Fatalf("images --format json: %v %v", rows, err)
+	}
+	if r := s.pelagos(t, "images", "--filter", "size=1"); r.Code != 125 || !strings.Contains(r.Stderr, "reference, dangling") {
+		t.Fatalf("bad images filter: %s", r)
+	}
 	s.mustPelagos(t, "untag", "localhost/busybox", "mybox:v2", "registry.example.org/team/box:1")
 	if out := s.mustPelagos(t, "images"); strings.Contains(out, "mybox") || strings.Contains(out, "team/box") {
 		t.Fatalf("untag left names:\n%s", out)
