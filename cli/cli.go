@@ -59,6 +59,7 @@ func commands() []command {
 		{"pull", "Pull an image from a registry", "pelagos pull [--tls-verify=false] NAME[:TAG|@DIGEST]", pullCmd},
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
+		{"save", "Write an image to an archive", "pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE", saveCmd},
 		{"tag", "Add names to an image", "pelagos tag IMAGE NAME [NAME...]", tagCmd},
 		{"untag", "Remove names from an image", "pelagos untag IMAGE [NAME...]", untagCmd},
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
@@ -120,7 +121,7 @@ func aliasFor(args []string) []string {
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
-		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image untag": "untag", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
+		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image save": "save", "image untag": "untag", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
 		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

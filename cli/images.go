@@ -416,3 +416,50 @@ func imageInspectCmd(e *env, args []string) int {
 	}
 	return code
 }
+
+func saveCmd(e *env, args []string) int {
+	fs := e.flags("save")
+	output := fs.StringP("output", "o", "", "write to this file instead of stdout")
+	format := fs.String("format", "docker-archive", "oci-archive or docker-archive")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		e.errorf("\"pelagos save\" requires exactly 1 argument: pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE")
+		return exitFailure
+	}
+	if *format != "oci-archive" && *format != "docker-archive" {
+		e.errorf("--format %q: use oci-archive or docker-archive", *format)
+		return exitFailure
+	}
+	out := e.stdout
+	if *output != "" {
+		f, err := os.OpenFile(*output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFailure
+		}
+		defer f.Close()
+		out = f
+	} else if fi, err := out.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		e.errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetImage(e.ctx, fs.Arg(0))
+	if err == nil {
+		err = c.SaveImage(e.ctx, path, out, *format)
+	}
+	if err != nil {
+		if *output != "" {
+			os.Remove(*output) // no half-written archive
+		}
+		e.callErr(err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -390,3 +390,8 @@ func (c *Client) ExecWithTerminal(ctx context.Context, path godbus.ObjectPath, c
 	err := c.call(ctx, c.container(path), ContainerIface, "ExecWithTerminal", args, &code)
 	return code, err
 }
+
+// SaveImage writes an image archive to w (a file or pipe).
+func (c *Client) SaveImage(ctx context.Context, path godbus.ObjectPath, w *os.File, format string) error {
+	return c.call(ctx, c.conn.Object(BusName, path), ImageIface, "Save", []any{godbus.UnixFD(w.Fd()), format})
+}

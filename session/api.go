@@ -515,6 +515,21 @@ func (a *imageAPI) Untag(names []string) ([]string, *godbus.Error) {
 	return nonNil(removed), asDBusErr(err)
 }
 
+// Save implements the method of the same name.
+func (a *imageAPI) Save(archive godbus.UnixFD, format string) *godbus.Error {
+	a.m.touch()
+	f, err := receivedFile(archive, "archive")
+	if err != nil {
+		return asDBusErr(err)
+	}
+	defer f.Close()
+	img, err := a.m.store.Resolve(a.id)
+	if err != nil {
+		return asDBusErr(err)
+	}
+	return asDBusErr(a.m.store.Save(a.m.ctx, img, format, f))
+}
+
 // Inspect implements the method of the same name.
 func (a *imageAPI) Inspect() (string, *godbus.Error) {
 	a.m.touch()

@@ -479,3 +479,40 @@ func TestTagUntagInspectImage(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveLoadRoundTrip: save, rmi, load gives back the same image (same
+// id, which is the config digest), in both archive formats, to a file
+// and through a pipe.
+func TestSaveLoadRoundTrip(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "tag", "localhost/busybox", "localhost/roundtrip:1")
+	id := strings.TrimSpace(s.mustPelagos(t, "images", "-q", "--no-trunc", "--filter", "reference=localhost/roundtrip"))
+	for _, format := range []string{"oci-archive", "docker-archive"} {
+		archive := filepath.Join(S.work, "saved-"+format+".tar")
+		os.WriteFile(archive, nil, 0o666)
+		os.Chown(archive, s.u.UID, s.u.GID)
+		s.mustPelagos(t, "save", "--format", format, "-o", archive, "localhost/roundtrip:1")
+		s.mustPelagos(t, "untag", "localhost/busybox", "localhost/roundtrip:1")
+		out := s.mustPelagos(t, "load", "-i", archive)
+		if !strings.Contains(out, "localhost/roundtrip:1") {
+			t.Fatalf("%s: load printed %q", format, out)
+		}
+		if got := strings.TrimSpace(s.mustPelagos(t, "images", "-q", "--no-trunc", "--filter", "reference=localhost/roundtrip")); got != id {
+			t.Fatalf("%s: id %q after the round trip, want %q", format, got, id)
+		}
+	}
+	// Through a pipe: save to stdout, load from stdin.
+	r := s.pelagos(t, "save", "localhost/roundtrip:1")
+	if r.Code != 0 || len(r.Stdout) < 1000 {
+		t.Fatalf("save to stdout: exit %d, %d bytes", r.Code, len(r.Stdout))
+	}
+	if r := s.runIn(t, []byte(r.Stdout), nil, filepath.Join(S.bin, "pelagos"), "load"); r.Code != 0 {
+		t.Fatalf("load from stdin: %s", r)
+	}
+	s.mustPelagos(t, "untag", "localhost/busybox", "localhost/roundtrip:1")
+	if r := s.pelagos(t, "save", "--format", "tarball", "-o", filepath.Join(S.work, "x.tar"), "localhost/busybox"); r.Code != 125 || !strings.Contains(r.Stderr, "use oci-archive or docker-archive") {
+		t.Fatalf("bad save format: %s", r)
+	}
+}
