@@ -8,6 +8,7 @@ set -euo pipefail
 need_root
 need_go
 install_packages
+ensure_machine_id
 
 echo "== build and install (meson, prefix /usr/local)"
 builddir=$PELAGOS_ROOT/build

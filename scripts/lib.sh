@@ -36,6 +36,11 @@ install_packages() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ensure_machine_id gives a bare machine the id D-Bus expects.
+ensure_machine_id() {
+	[ -s /etc/machine-id ] || dbus-uuidgen --ensure=/etc/machine-id
+}
+
 # build_programs DIR builds the three programs into DIR.
 build_programs() {
 	local out=$1 p

@@ -8,6 +8,7 @@ set -euo pipefail
 need_root
 need_go
 install_packages
+ensure_machine_id
 
 cd "$PELAGOS_ROOT"
 echo "== gofmt"
