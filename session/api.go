@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -476,73 +475,6 @@ func (a *containerAPI) Rename(name string) *godbus.Error {
 func (a *containerAPI) Remove(force bool) *godbus.Error {
 	a.c.m.touch()
 	return asDBusErr(a.c.m.removeContainer(a.c, force))
-}
-
-// imageAPI is the io.pelagos.Pelagos1.Image interface of one image.
-type imageAPI struct {
-	m  *Manager
-	id string
-}
-
-// Remove implements the method of the same name.
-func (a *imageAPI) Remove(force bool) ([]string, *godbus.Error) {
-	a.m.touch()
-	removed, err := a.m.removeImage(a.id, force)
-	return removed, asDBusErr(err)
-}
-
-// Tag implements the method of the same name.
-func (a *imageAPI) Tag(name string) (string, *godbus.Error) {
-	a.m.touch()
-	stored, err := a.m.store.Tag(a.id, name)
-	if serr := a.m.syncImages(); serr != nil {
-		a.m.log.Warn("refresh image objects", "err", serr)
-	}
-	return stored, asDBusErr(err)
-}
-
-// Untag implements the method of the same name.
-func (a *imageAPI) Untag(names []string) ([]string, *godbus.Error) {
-	a.m.touch()
-	img, err := a.m.store.Resolve(a.id)
-	if err != nil {
-		return nil, asDBusErr(err)
-	}
-	removed, err := a.m.store.Untag(img, names)
-	if serr := a.m.syncImages(); serr != nil {
-		a.m.log.Warn("refresh image objects", "err", serr)
-	}
-	return nonNil(removed), asDBusErr(err)
-}
-
-// Save implements the method of the same name.
-func (a *imageAPI) Save(archive godbus.UnixFD, format string) *godbus.Error {
-	a.m.touch()
-	f, err := receivedFile(archive, "archive")
-	if err != nil {
-		return asDBusErr(err)
-	}
-	defer f.Close()
-	img, err := a.m.store.Resolve(a.id)
-	if err != nil {
-		return asDBusErr(err)
-	}
-	return asDBusErr(a.m.store.Save(a.m.ctx, img, format, f))
-}
-
-// Inspect implements the method of the same name.
-func (a *imageAPI) Inspect() (string, *godbus.Error) {
-	a.m.touch()
-	img, err := a.m.store.Resolve(a.id)
-	if err != nil {
-		return "", asDBusErr(err)
-	}
-	v, err := a.m.store.Inspect(a.m.ctx, img)
-	if err != nil {
-		return "", asDBusErr(err)
-	}
-	b, err := json.Marshal(v)
-	return string(b), asDBusErr(err)
 }
 
 // receiveStdio wraps the three descriptors of a call that passes stdio.
