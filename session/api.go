@@ -24,7 +24,7 @@ type managerAPI struct{ m *Manager }
 
 // CreateContainer implements the method of the same name.
 func (a *managerAPI) CreateContainer(config map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	cfg, err := pdbus.ParseContainerConfig(config)
 	if err != nil {
 		return "", "", asDBusErr(err)
@@ -40,7 +40,7 @@ func (a *managerAPI) CreateContainer(config map[string]godbus.Variant) (godbus.O
 
 // GetContainer implements the method of the same name.
 func (a *managerAPI) GetContainer(nameOrID string) (godbus.ObjectPath, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	c, err := a.m.lookup(nameOrID)
 	if err != nil {
 		return "", asDBusErr(err)
@@ -61,7 +61,7 @@ type containerRow struct {
 
 // ListContainers implements the method of the same name.
 func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	a.m.mu.Lock()
 	cs := make([]*ctr, 0, len(a.m.containers))
 	for _, c := range a.m.containers {
@@ -86,7 +86,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 
 // RemoveContainer implements the method of the same name.
 func (a *managerAPI) RemoveContainer(nameOrID string, force bool) *godbus.Error {
-	a.m.touch()
+	defer a.m.track()()
 	c, err := a.m.lookup(nameOrID)
 	if err != nil {
 		return asDBusErr(err)
@@ -101,7 +101,7 @@ type loadedRow struct {
 
 // LoadImage implements the method of the same name.
 func (a *managerAPI) LoadImage(archive godbus.UnixFD) ([]loadedRow, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	f, err := receivedFile(archive, "archive")
 	if err != nil {
 		return nil, asDBusErr(err)
@@ -117,7 +117,7 @@ func (a *managerAPI) LoadImage(archive godbus.UnixFD) ([]loadedRow, *godbus.Erro
 
 // LoadImageFromFile implements the method of the same name.
 func (a *managerAPI) LoadImageFromFile(path string) ([]loadedRow, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	if err := checkClientPath(path); err != nil {
 		return nil, asDBusErr(err)
 	}
@@ -141,7 +141,7 @@ func (a *managerAPI) load(path string) ([]loadedRow, *godbus.Error) {
 
 // ImportImage implements the method of the same name.
 func (a *managerAPI) ImportImage(rootfs godbus.UnixFD, name string, options map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	f, err := receivedFile(rootfs, "rootfs")
 	if err != nil {
 		return "", "", asDBusErr(err)
@@ -157,7 +157,7 @@ func (a *managerAPI) ImportImage(rootfs godbus.UnixFD, name string, options map[
 
 // ImportImageFromFile implements the method of the same name.
 func (a *managerAPI) ImportImageFromFile(path, name string, options map[string]godbus.Variant) (godbus.ObjectPath, string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	if err := checkClientPath(path); err != nil {
 		return "", "", asDBusErr(err)
 	}
@@ -189,7 +189,7 @@ func (a *managerAPI) importImage(path, name string, options map[string]godbus.Va
 
 // PullImage implements the method of the same name.
 func (a *managerAPI) PullImage(reference string, options map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	o, err := pdbus.ParsePullOptions(options)
 	if err != nil {
 		return "", asDBusErr(err)
@@ -200,7 +200,7 @@ func (a *managerAPI) PullImage(reference string, options map[string]godbus.Varia
 
 // GetImage implements the method of the same name.
 func (a *managerAPI) GetImage(nameOrID string) (godbus.ObjectPath, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	img, err := a.m.store.Resolve(nameOrID)
 	if err != nil {
 		return "", asDBusErr(err)
@@ -219,7 +219,7 @@ type imageRow struct {
 
 // ListImages implements the method of the same name.
 func (a *managerAPI) ListImages() ([]imageRow, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	imgs, err := a.m.store.List()
 	if err != nil {
 		return nil, asDBusErr(err)
@@ -236,7 +236,7 @@ func (a *managerAPI) ListImages() ([]imageRow, *godbus.Error) {
 
 // RemoveImage implements the method of the same name.
 func (a *managerAPI) RemoveImage(nameOrID string, force bool) ([]string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	removed, err := a.m.removeImage(nameOrID, force)
 	return removed, asDBusErr(err)
 }
@@ -287,7 +287,7 @@ type containerAPI struct{ c *ctr }
 
 // Start implements the method of the same name.
 func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return asDBusErr(err)
 	}
@@ -308,7 +308,7 @@ func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
 
 // StartWithTerminal implements the method of the same name.
 func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (godbus.UnixFD, *godbus.Error) {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	o, err := pdbus.ParseTerminalOptions(options)
 	if err != nil {
 		return -1, asDBusErr(err)
@@ -329,7 +329,7 @@ func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (god
 
 // StartWithStdio implements the method of the same name.
 func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	files, err := receiveStdio(stdin, stdout, stderr)
 	if err != nil {
 		return 0, asDBusErr(err)
@@ -360,7 +360,7 @@ func (m *Manager) startOrCleanup(c *ctr, stdio container.Stdio, tty *terminalSiz
 
 // ExecWithStdio implements the method of the same name.
 func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	files, err := receiveStdio(stdin, stdout, stderr)
 	if err != nil {
 		return 0, asDBusErr(err)
@@ -383,7 +383,7 @@ func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr god
 
 // ExecWithTerminal implements the method of the same name.
 func (a *containerAPI) ExecWithTerminal(command []string, console godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	f, err := receivedFile(console, "console")
 	if err != nil {
 		return 0, asDBusErr(err)
@@ -424,14 +424,14 @@ func checkCommand(command []string) error {
 
 // Wait implements the method of the same name.
 func (a *containerAPI) Wait() (int32, *godbus.Error) {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	code, err := a.c.wait(context.Background())
 	return int32(code), asDBusErr(err)
 }
 
 // Stop implements the method of the same name.
 func (a *containerAPI) Stop(timeout uint32) *godbus.Error {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	if timeout > 24*3600 {
 		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "stop timeout %d s is over a day", timeout))
 	}
@@ -441,7 +441,7 @@ func (a *containerAPI) Stop(timeout uint32) *godbus.Error {
 
 // Kill implements the method of the same name.
 func (a *containerAPI) Kill(signal string) *godbus.Error {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	sig, err := parseSignal(signal)
 	if err != nil {
 		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
@@ -452,7 +452,7 @@ func (a *containerAPI) Kill(signal string) *godbus.Error {
 
 // Rename implements the method of the same name.
 func (a *containerAPI) Rename(name string) *godbus.Error {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	if err := checkName(name); err != nil {
 		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
 	}
@@ -473,7 +473,7 @@ func (a *containerAPI) Rename(name string) *godbus.Error {
 
 // Remove implements the method of the same name.
 func (a *containerAPI) Remove(force bool) *godbus.Error {
-	a.c.m.touch()
+	defer a.c.m.track()()
 	return asDBusErr(a.c.m.removeContainer(a.c, force))
 }
 

@@ -14,14 +14,14 @@ type imageAPI struct {
 
 // Remove implements the method of the same name.
 func (a *imageAPI) Remove(force bool) ([]string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	removed, err := a.m.removeImage(a.id, force)
 	return removed, asDBusErr(err)
 }
 
 // Tag implements the method of the same name.
 func (a *imageAPI) Tag(name string) (string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	stored, err := a.m.store.Tag(a.id, name)
 	if serr := a.m.syncImages(); serr != nil {
 		a.m.log.Warn("refresh image objects", "err", serr)
@@ -31,7 +31,7 @@ func (a *imageAPI) Tag(name string) (string, *godbus.Error) {
 
 // Untag implements the method of the same name.
 func (a *imageAPI) Untag(names []string) ([]string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	img, err := a.m.store.Resolve(a.id)
 	if err != nil {
 		return nil, asDBusErr(err)
@@ -45,7 +45,7 @@ func (a *imageAPI) Untag(names []string) ([]string, *godbus.Error) {
 
 // Save implements the method of the same name.
 func (a *imageAPI) Save(archive godbus.UnixFD, format string) *godbus.Error {
-	a.m.touch()
+	defer a.m.track()()
 	f, err := receivedFile(archive, "archive")
 	if err != nil {
 		return asDBusErr(err)
@@ -60,7 +60,7 @@ func (a *imageAPI) Save(archive godbus.UnixFD, format string) *godbus.Error {
 
 // Inspect implements the method of the same name.
 func (a *imageAPI) Inspect() (string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	img, err := a.m.store.Resolve(a.id)
 	if err != nil {
 		return "", asDBusErr(err)

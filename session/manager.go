@@ -41,6 +41,7 @@ type Manager struct {
 	containers map[string]*ctr // by id
 	imageObjs  map[string]*pdbus.Object
 	lastCall   time.Time
+	inflight   int // calls in progress
 }
 
 // NewManager loads the saved containers and exports the manager, its
@@ -108,11 +109,26 @@ func (m *Manager) touch() {
 	m.mu.Unlock()
 }
 
+// track marks a call in progress until the returned func runs, so the
+// service never exits idle under a long call (a load, a blocking Wait).
+func (m *Manager) track() func() {
+	m.mu.Lock()
+	m.inflight++
+	m.lastCall = time.Now()
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		m.inflight--
+		m.lastCall = time.Now()
+		m.mu.Unlock()
+	}
+}
+
 // Idle reports whether nothing runs and no call came for d.
 func (m *Manager) Idle(d time.Duration) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if time.Since(m.lastCall) < d || m.busyJobs() {
+	if m.inflight > 0 || time.Since(m.lastCall) < d || m.busyJobs() {
 		return false
 	}
 	for _, c := range m.containers {

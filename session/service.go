@@ -121,8 +121,18 @@ func serve(ctx context.Context, log *slog.Logger, ns *rootless.Namespace, idle t
 			return nil
 		case <-tick.C:
 			if idle > 0 && m.Idle(idle) {
-				log.Info("exiting: idle", "timeout", idle)
+				// Release the name first: a new call then activates a
+				// fresh service, while calls already addressed to us get
+				// a moment to finish.
 				conn.ReleaseName(pdbus.BusName)
+				time.Sleep(time.Second)
+				if !m.Idle(0) {
+					// A call slipped in. Take the name back if no new
+					// service has it; either way our children keep us.
+					conn.RequestName(pdbus.BusName, godbus.NameFlagDoNotQueue)
+					continue
+				}
+				log.Info("exiting: idle", "timeout", idle)
 				return nil
 			}
 		}

@@ -47,7 +47,7 @@ type volumeRow struct {
 
 // CreateVolume implements the method of the same name.
 func (a *managerAPI) CreateVolume(name string) (string, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	if err := checkVolumeName(name); err != nil {
 		return "", asDBusErr(err)
 	}
@@ -60,7 +60,7 @@ func (a *managerAPI) CreateVolume(name string) (string, *godbus.Error) {
 
 // ListVolumes implements the method of the same name.
 func (a *managerAPI) ListVolumes() ([]volumeRow, *godbus.Error) {
-	a.m.touch()
+	defer a.m.track()()
 	entries, err := os.ReadDir(a.m.paths.volumesRoot())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, asDBusErr(err)
@@ -82,7 +82,7 @@ func (a *managerAPI) ListVolumes() ([]volumeRow, *godbus.Error) {
 
 // RemoveVolume implements the method of the same name.
 func (a *managerAPI) RemoveVolume(name string, force bool) *godbus.Error {
-	a.m.touch()
+	defer a.m.track()()
 	if err := checkVolumeName(name); err != nil {
 		return asDBusErr(err)
 	}

@@ -3,6 +3,7 @@ package tests
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestWithoutSubordinateIDs runs as a user with no /etc/subuid range: the
@@ -60,5 +61,36 @@ func TestServiceCannotStart(t *testing.T) {
 	defer s2.stop()
 	if r := s2.pelagos(t, "images"); r.Code != 125 || !strings.Contains(r.Stderr, "cannot reach pelagosd") {
 		t.Fatalf("service that exits at once: %s", r)
+	}
+}
+
+// TestIdleExitAndReactivation: the service exits when idle with nothing
+// running, and the next call starts it again.
+func TestIdleExitAndReactivation(t *testing.T) {
+	needRoot(t)
+	u, err := ensureUser("pelagos-idle", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startSessionExec(u, "idle", S.bin+"/pelagosd --idle-timeout 2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	s.mustPelagos(t, "ps")
+	first := s.servicePid(t)
+	if first == 0 {
+		t.Fatal("no service after a call")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.servicePid(t) != 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if s.servicePid(t) != 0 {
+		t.Fatal("the service did not exit when idle")
+	}
+	s.mustPelagos(t, "ps")
+	if second := s.servicePid(t); second == 0 || second == first {
+		t.Fatalf("not re-activated: %d then %d", first, second)
 	}
 }
