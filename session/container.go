@@ -357,11 +357,22 @@ func (c *ctr) wait(ctx context.Context) (int, error) {
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.collected != nil && c.rec.State == pdbus.StateExited {
+	code := c.rec.ExitCode
+	collect := c.collected != nil && c.rec.State == pdbus.StateExited
+	autoRemove := c.rec.AutoRemove
+	if collect {
 		c.collectedOnce.Do(func() { close(c.collected) })
 	}
-	return c.rec.ExitCode, nil
+	c.mu.Unlock()
+	if collect && autoRemove {
+		// The caller of a terminal run has its code: remove now, so that
+		// `run --rm -t` returns with the container gone, as without -t.
+		// (reap's goroutine does the same; removal is idempotent.)
+		if err := c.m.removeContainer(c, false); err != nil {
+			c.m.log.Warn("auto-remove container", "id", c.rec.ID, "err", err)
+		}
+	}
+	return code, nil
 }
 
 // kill signals the container's first process.
