@@ -16,7 +16,19 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 [ -z "$unformatted" ] || die "gofmt needed: $unformatted"
 echo "== go vet"
 go vet ./...
+unit=$(mktemp /tmp/pelagos-unit.XXXXXX)
+integ=$(mktemp /tmp/pelagos-integration.XXXXXX)
+trap 'rm -f "$unit" "$integ"' EXIT
+set +e
 echo "== unit tests (race detector)"
-go test -race -count=1 $(go list ./... | grep -v /tests$)
+go test -race -count=1 -v $(go list ./... | grep -v /tests$) >"$unit" 2>&1
+unit_rc=$?
+if [ $unit_rc -eq 0 ]; then grep -E '^(ok|FAIL|panic)' "$unit"; else cat "$unit"; fi
 echo "== integration tests (real buses, rootless test user)"
-go test -count=1 -timeout 20m -v ./tests/
+go test -count=1 -timeout 20m -v ./tests/ 2>&1 | tee "$integ"
+integ_rc=${PIPESTATUS[0]}
+set -e
+passed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- PASS' || true)
+failed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- FAIL' || true)
+echo "tests: $passed passed, $failed failed"
+[ $unit_rc -eq 0 ] && [ $integ_rc -eq 0 ]
