@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -146,7 +145,7 @@ func loadCmd(e *env, args []string) int {
 		e.errorf("\"pelagos load\" takes no arguments: use -i ARCHIVE or standard input")
 		return exitFailure
 	}
-	f, cleanup, err := e.regularInput(*input, "archive")
+	f, cleanup, err := e.input(*input, "archive")
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure
@@ -180,41 +179,25 @@ func pathID(p godbus.ObjectPath) string {
 	return s[strings.LastIndex(s, "/")+1:]
 }
 
-// regularInput opens the named file, or copies standard input to a
-// temporary file: archives are read more than once, which a pipe cannot.
-func (e *env) regularInput(name, what string) (*os.File, func(), error) {
+// input opens the named file, or takes standard input. A pipe is passed
+// as it is: the service copies what it cannot read in place (pathOf).
+func (e *env) input(name, what string) (*os.File, func(), error) {
 	if name != "" && name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open %s: %w", what, err)
 		}
 		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
+		if err != nil || fi.IsDir() {
 			f.Close()
-			return nil, nil, fmt.Errorf("%s %s is not a regular file", what, name)
+			return nil, nil, fmt.Errorf("%s %s is a directory, not an archive", what, name)
 		}
 		return f, func() { f.Close() }, nil
-	}
-	if fi, err := e.stdin.Stat(); err == nil && fi.Mode().IsRegular() {
-		return e.stdin, func() {}, nil
 	}
 	if fi, err := e.stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		return nil, nil, fmt.Errorf("no %s given: pass a file name or pipe one in (e.g. `pelagos load -i busybox.tar`)", what)
 	}
-	tmp, err := os.CreateTemp("", "pelagos-input-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("buffer standard input: %w", err)
-	}
-	os.Remove(tmp.Name()) // the open file is all we need
-	if _, err := io.Copy(tmp, e.stdin); err != nil {
-		tmp.Close()
-		return nil, nil, fmt.Errorf("read %s from standard input: %w", what, err)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		tmp.Close()
-		return nil, nil, err
-	}
-	return tmp, func() { tmp.Close() }, nil
+	return e.stdin, func() {}, nil
 }
 
 func importCmd(e *env, args []string) int {
@@ -235,7 +218,7 @@ func importCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	opts.Message = *message
-	f, cleanup, err := e.regularInput(fs.Arg(0), "rootfs tarball")
+	f, cleanup, err := e.input(fs.Arg(0), "rootfs tarball")
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure

@@ -93,7 +93,7 @@ func psCmd(e *env, args []string) int {
 		}
 		out = append(out, psRow{
 			ID: shortID(r.ID, *noTrunc || *format == "json"), Names: r.Name, Image: r.Image, Command: cmd,
-			CreatedAt: ago(created, now), Created: created.Unix(), Status: e.status(c, r, now), State: r.State, ExitCode: r.ExitCode,
+			CreatedAt: ago(created, now), Created: created.Unix(), Status: status(r, now), State: r.State, ExitCode: r.ExitCode,
 		})
 	}
 	switch {
@@ -161,23 +161,18 @@ func matchAny(vals []string, pred func(string) bool) bool {
 
 // status renders the STATUS column: "Up 5 seconds", "Exited (0) 3
 // seconds ago", "Created".
-func (e *env) status(c *pdbus.Client, r pdbus.ContainerSummary, now time.Time) string {
+func status(r pdbus.ContainerSummary, now time.Time) string {
 	switch r.State {
 	case pdbus.StateCreated:
 		return "Created"
-	case pdbus.StateRunning, pdbus.StateExited:
-		props, err := c.Properties(e.ctx, r.Path, pdbus.ContainerIface)
-		if err != nil {
-			return r.State
+	case pdbus.StateRunning:
+		if r.Started > 0 {
+			return "Up " + humanDuration(now.Sub(time.UnixMicro(r.Started)))
 		}
-		if r.State == pdbus.StateRunning {
-			if v, ok := props["StartedAt"].Value().(uint64); ok && v > 0 {
-				return "Up " + humanDuration(now.Sub(time.UnixMicro(int64(v))))
-			}
-			return "Up"
-		}
-		if v, ok := props["FinishedAt"].Value().(uint64); ok && v > 0 {
-			return fmt.Sprintf("Exited (%d) %s", r.ExitCode, ago(time.UnixMicro(int64(v)), now))
+		return "Up"
+	case pdbus.StateExited:
+		if r.Finished > 0 {
+			return fmt.Sprintf("Exited (%d) %s", r.ExitCode, ago(time.UnixMicro(r.Finished), now))
 		}
 		return fmt.Sprintf("Exited (%d)", r.ExitCode)
 	}

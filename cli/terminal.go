@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
+	"github.com/pelagos-containers/pelagos/fdpass"
 )
 
 // runTerminal is `pelagos run -t`: the container gets a pseudo-terminal,
@@ -122,7 +123,7 @@ func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []st
 	}()
 	masterCh := make(chan *os.File, 1)
 	go func() {
-		m, _ := receiveFD(ours)
+		m, _ := fdpass.Receive(ours, "pty-master")
 		masterCh <- m
 	}()
 	select {
@@ -152,26 +153,4 @@ func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []st
 		}
 		return int(r.code)
 	}
-}
-
-// receiveFD reads one descriptor sent with SCM_RIGHTS; nil on EOF.
-func receiveFD(sock *os.File) (*os.File, error) {
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil || n == 0 || oobn == 0 {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, err
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return nil, err
-	}
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

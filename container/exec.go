@@ -32,15 +32,9 @@ func ExecInit() {
 	runtime.LockOSThread()
 	status := os.NewFile(initStatusFD, "status")
 	code, err := func() (int, error) {
-		specFile := os.NewFile(initSpecFD, "spec")
-		data, err := io.ReadAll(specFile)
-		specFile.Close()
+		spec, err := readSpec()
 		if err != nil {
-			return ExitSetupFailed, fmt.Errorf("read exec spec: %w", err)
-		}
-		var spec Spec
-		if err := json.Unmarshal(data, &spec); err != nil {
-			return ExitSetupFailed, fmt.Errorf("decode exec spec: %w", err)
+			return ExitSetupFailed, err
 		}
 		os.Unsetenv("_PELAGOS_NSENTER")
 		unix.CloseOnExec(initStatusFD)
@@ -56,7 +50,7 @@ func ExecInit() {
 				return ExitSetupFailed, err
 			}
 		}
-		return enterCommand(&spec, tty)
+		return enterCommand(spec, tty)
 	}()
 	b, _ := json.Marshal(message{Stage: "error", Error: err.Error(), Code: code})
 	status.Write(append(b, '\n'))

@@ -34,22 +34,16 @@ func Init() {
 }
 
 func runInit(status *os.File) (int, error) {
-	specFile := os.NewFile(initSpecFD, "spec")
-	data, err := io.ReadAll(specFile)
-	specFile.Close()
+	spec, err := readSpec()
 	if err != nil {
-		return ExitSetupFailed, fmt.Errorf("read container spec: %w", err)
-	}
-	var spec Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return ExitSetupFailed, fmt.Errorf("decode container spec: %w", err)
+		return ExitSetupFailed, err
 	}
 	// The status pipe must vanish when the command starts: its EOF is
 	// the parent's signal that exec succeeded.
 	unix.CloseOnExec(initStatusFD)
 	unix.CloseOnExec(initGoFD)
 
-	if err := setupRootfs(&spec); err != nil {
+	if err := setupRootfs(spec); err != nil {
 		return ExitSetupFailed, err
 	}
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -75,7 +69,7 @@ func runInit(status *os.File) (int, error) {
 	}
 	goPipe.Close()
 
-	return enterCommand(&spec, tty)
+	return enterCommand(spec, tty)
 }
 
 // enterCommand becomes the command, from inside the container: the user,
@@ -177,4 +171,19 @@ func bringUpLoopback() error {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
 	return nil
+}
+
+// readSpec reads the JSON spec the parent writes on fd 3.
+func readSpec() (*Spec, error) {
+	f := os.NewFile(initSpecFD, "spec")
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	var spec Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("decode container spec: %w", err)
+	}
+	return &spec, nil
 }

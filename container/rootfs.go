@@ -61,7 +61,7 @@ func setupRootfs(spec *Spec) error {
 		}
 	}
 	for _, d := range spec.Devices {
-		if err := mountUser(root, Mount{Type: "bind", Source: d.Source, Destination: d.Destination, ReadOnly: d.ReadOnly}); err != nil {
+		if err := mountUser(root, Mount{Type: "bind", Source: d.Source, Destination: d.Destination}); err != nil {
 			return fmt.Errorf("device %s: %w", d.Source, err)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/fdpass"
 )
 
 // Stdio are the three files the command gets as fds 0, 1 and 2.
@@ -125,7 +127,7 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 		return fail(msg.asError())
 	}
 	if console != nil {
-		if p.Terminal, err = receiveFD(console); err != nil {
+		if p.Terminal, err = fdpass.Receive(console, "pty-master"); err != nil {
 			return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("receive terminal: %v", err)})
 		}
 	}
@@ -186,29 +188,4 @@ func (p *Process) Wait() (int, error) {
 		return ExitSignalBase + int(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), nil
-}
-
-// receiveFD reads one file descriptor sent with SCM_RIGHTS.
-func receiveFD(sock *os.File) (*os.File, error) {
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 || oobn == 0 {
-		return nil, errors.New("no file descriptor received")
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("malformed control message: %v", err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("expected one file descriptor: %v", err)
-	}
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

@@ -91,10 +91,10 @@ type Rlimit struct {
 	Hard     uint64 `json:"hard"`
 }
 
-// Device is a host device made available in the container.
+// Device is a host device made available in the container, read-write
+// (a read-only mount cannot restrict a device node).
 type Device struct {
 	Source, Destination string
-	ReadOnly            bool
 }
 
 // Exit codes follow Docker: the command's own status, or these when the

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/fdpass"
 )
 
 // openTerminal creates a pseudo-terminal in the container's devpts (we
@@ -35,7 +37,7 @@ func openTerminal(rows, cols uint16, consoleFD int) (*os.File, error) {
 			return nil, fmt.Errorf("set terminal size: %w", err)
 		}
 	}
-	if err := unix.Sendmsg(consoleFD, []byte{'t'}, unix.UnixRights(mfd), nil, 0); err != nil {
+	if err := fdpass.Send(consoleFD, mfd); err != nil {
 		slave.Close()
 		return nil, fmt.Errorf("send terminal to the service: %w", err)
 	}

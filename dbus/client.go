@@ -146,6 +146,8 @@ type ContainerSummary struct {
 	State    string
 	Created  int64 // µs since the epoch
 	ExitCode int32
+	Started  int64 // µs since the epoch, 0 when never started
+	Finished int64 // µs since the epoch, 0 when not finished
 }
 
 // ListContainers lists running containers, or all with all.

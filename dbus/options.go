@@ -145,49 +145,37 @@ func newDecoder(m map[string]godbus.Variant) *decoder {
 	return &decoder{m: m, seen: map[string]bool{}}
 }
 
-func (d *decoder) str(key string, dst *string) {
+// get reads key into dst when present, remembering a type mismatch.
+func get[T any](d *decoder, key string, dst *T) {
 	d.seen[key] = true
 	v, ok := d.m[key]
 	if !ok || d.err != nil {
 		return
 	}
-	s, ok := v.Value().(string)
+	val, ok := v.Value().(T)
 	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be a string (s), got %s", key, v.Signature())
+		want := godbus.SignatureOf(*dst).String()
+		d.err = Errorf(ErrInvalidArgument, "option %q must be %s (%s), got %s", key, typeNames[want], want, v.Signature())
 		return
 	}
-	*dst = s
+	*dst = val
 }
 
+var typeNames = map[string]string{
+	"s": "a string", "as": "a string array", "b": "a boolean",
+	"q": "a uint16", "t": "a uint64", "x": "an int64",
+}
+
+func (d *decoder) str(key string, dst *string)    { get(d, key, dst) }
+func (d *decoder) boolean(key string, dst *bool)  { get(d, key, dst) }
+func (d *decoder) uint16(key string, dst *uint16) { get(d, key, dst) }
+func (d *decoder) uint64(key string, dst *uint64) { get(d, key, dst) }
+func (d *decoder) int64(key string, dst *int64)   { get(d, key, dst) }
 func (d *decoder) strs(key string, dst *[]string) {
-	d.seen[key] = true
-	v, ok := d.m[key]
-	if !ok || d.err != nil {
-		return
+	get(d, key, dst)
+	if *dst == nil && d.m[key].Value() != nil {
+		*dst = []string{} // present but empty stays distinct from absent
 	}
-	s, ok := v.Value().([]string)
-	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be a string array (as), got %s", key, v.Signature())
-		return
-	}
-	if s == nil {
-		s = []string{}
-	}
-	*dst = s
-}
-
-func (d *decoder) boolean(key string, dst *bool) {
-	d.seen[key] = true
-	v, ok := d.m[key]
-	if !ok || d.err != nil {
-		return
-	}
-	b, ok := v.Value().(bool)
-	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be a boolean (b), got %s", key, v.Signature())
-		return
-	}
-	*dst = b
 }
 
 // finish reports the first type error, or else any key nobody asked for.
@@ -294,20 +282,6 @@ func ParseTerminalOptions(m map[string]godbus.Variant) (TerminalOptions, error) 
 	return o, d.finish("terminal")
 }
 
-func (d *decoder) uint16(key string, dst *uint16) {
-	d.seen[key] = true
-	v, ok := d.m[key]
-	if !ok || d.err != nil {
-		return
-	}
-	n, ok := v.Value().(uint16)
-	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be a uint16 (q), got %s", key, v.Signature())
-		return
-	}
-	*dst = n
-}
-
 // PullOptions is the a{sv} argument of Manager.PullImage.
 type PullOptions struct {
 	TLSVerify bool
@@ -350,34 +324,6 @@ func ParseExecOptions(m map[string]godbus.Variant) (ExecOptions, error) {
 	d.str("WorkingDir", &o.WorkingDir)
 	d.str("User", &o.User)
 	return o, d.finish("exec")
-}
-
-func (d *decoder) uint64(key string, dst *uint64) {
-	d.seen[key] = true
-	v, ok := d.m[key]
-	if !ok || d.err != nil {
-		return
-	}
-	n, ok := v.Value().(uint64)
-	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be a uint64 (t), got %s", key, v.Signature())
-		return
-	}
-	*dst = n
-}
-
-func (d *decoder) int64(key string, dst *int64) {
-	d.seen[key] = true
-	v, ok := d.m[key]
-	if !ok || d.err != nil {
-		return
-	}
-	n, ok := v.Value().(int64)
-	if !ok {
-		d.err = Errorf(ErrInvalidArgument, "option %q must be an int64 (x), got %s", key, v.Signature())
-		return
-	}
-	*dst = n
 }
 
 // ExecTerminalOptions is the a{sv} argument of Container.ExecWithTerminal.

@@ -28,7 +28,7 @@ func (s *Store) Import(ctx context.Context, path, name string, opts ImportOption
 	if name != "" {
 		n, err := reference.ParseNormalizedNamed(name)
 		if err != nil {
-			return Loaded{}, fmt.Errorf("import %s: invalid image name %q: %w", path, name, err)
+			return Loaded{}, fmt.Errorf("import %s: %w: invalid image name %q: %v", path, ErrInvalidReference, name, err)
 		}
 		named = reference.TagNameOnly(n)
 	}

@@ -57,6 +57,8 @@ type containerRow struct {
 	State    string
 	Created  int64
 	ExitCode int32
+	Started  int64
+	Finished int64
 }
 
 // ListContainers implements the method of the same name.
@@ -79,6 +81,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 		rows = append(rows, containerRow{
 			Path: pdbus.ContainerPath(r.ID), ID: r.ID, Name: r.Name, Image: r.Image,
 			Command: shellJoin(r.Args), State: r.State, Created: r.CreatedAt.UnixMicro(), ExitCode: int32(r.ExitCode),
+			Started: int64(usec(r.StartedAt)), Finished: int64(usec(r.FinishedAt)),
 		})
 	}
 	return rows, nil
@@ -179,9 +182,6 @@ func (a *managerAPI) importImage(path, name string, options map[string]godbus.Va
 		a.m.log.Warn("refresh image objects", "err", serr)
 	}
 	if err != nil {
-		if name != "" && pdbus.CodeOf(err) == "" && isNameError(err) {
-			return "", "", asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
-		}
 		return "", "", asDBusErr(err)
 	}
 	return pdbus.ImagePath(l.ID), l.ID, nil

@@ -133,9 +133,19 @@ func (c *ctr) recover() {
 	}
 	code, at := c.foreignExit(r.Pid, r.PidStart, 0)
 	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, code, 0, at
+	c.releaseForeignCgroup()
 	if err := r.save(c.dir); err != nil {
 		c.m.log.Error("save container state", "id", r.ID, "err", err)
 	}
+}
+
+// releaseForeignCgroup removes the cgroup of a container an earlier
+// service started. Call with c.mu held or before the container is shared.
+func (c *ctr) releaseForeignCgroup() {
+	if err := container.RemoveCgroup(c.rec.CgroupDir); err != nil {
+		c.m.log.Warn("remove cgroup", "id", c.rec.ID, "err", err)
+	}
+	c.rec.CgroupDir = ""
 }
 
 // foreignExit reads how a container an earlier service started ended,
@@ -173,10 +183,17 @@ func (c *ctr) watchForeign(pid int, start uint64) {
 	code, at := c.foreignExit(pid, start, 2*time.Second)
 	c.mu.Lock()
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, at
+	c.releaseForeignCgroup()
 	c.publishLocked()
 	close(c.done)
+	autoRemove := c.rec.AutoRemove
 	c.mu.Unlock()
 	c.m.store.UnmountLayer(c.rec.ID)
+	if autoRemove {
+		if err := c.m.removeContainer(c, false); err != nil {
+			c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
+		}
+	}
 }
 
 // start runs the container on stdio and returns once its command runs.

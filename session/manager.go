@@ -217,6 +217,12 @@ func (m *Manager) loadContainers() error {
 		}
 		c := &ctr{m: m, dir: dir, rec: *rec}
 		c.recover()
+		if c.rec.AutoRemove && c.rec.State == pdbus.StateExited {
+			// An --rm container that ended while no service ran.
+			m.store.DeleteLayer(rec.ID)
+			os.RemoveAll(dir)
+			continue
+		}
 		if err := c.export(); err != nil {
 			return err
 		}

@@ -1,11 +1,6 @@
 package session
 
-import (
-	"errors"
-	"strings"
-
-	"go.podman.io/image/v5/docker/reference"
-)
+import "strings"
 
 // shellJoin renders argv for display, quoting what a shell would need.
 func shellJoin(args []string) string {
@@ -18,11 +13,4 @@ func shellJoin(args []string) string {
 		}
 	}
 	return strings.Join(out, " ")
-}
-
-// isNameError reports whether err came from parsing an image reference.
-func isNameError(err error) bool {
-	return errors.Is(err, reference.ErrReferenceInvalidFormat) || errors.Is(err, reference.ErrNameNotCanonical) ||
-		errors.Is(err, reference.ErrNameTooLong) || errors.Is(err, reference.ErrTagInvalidFormat) ||
-		strings.Contains(err.Error(), "invalid image name")
 }
