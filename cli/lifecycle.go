@@ -9,6 +9,7 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/spf13/pflag"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
@@ -30,14 +31,20 @@ func (e *env) eachContainer(c *pdbus.Client, names []string, fn func(path godbus
 	return code
 }
 
-func stopCmd(e *env, args []string) int {
-	fs := e.flags("stop")
-	timeout := fs.UintP("time", "t", 10, "seconds to wait for the container to stop before killing it")
+// onContainers is the body of the commands that act on each container
+// named: parse, require one, connect, then fn for each.
+func (e *env) onContainers(fs *pflag.FlagSet, args []string, fn func(c *pdbus.Client, path godbus.ObjectPath, name string) error) int {
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
-		e.errorf("\"pelagos stop\" requires at least 1 argument: pelagos stop [-t SECONDS] CONTAINER [CONTAINER...]")
+		usage := fs.Name()
+		for _, c := range commands() {
+			if c.name == fs.Name() {
+				usage = c.usage
+			}
+		}
+		e.errorf("\"pelagos %s\" requires at least 1 argument: %s", fs.Name(), usage)
 		return exitFailure
 	}
 	c, ok := e.client()
@@ -46,6 +53,14 @@ func stopCmd(e *env, args []string) int {
 	}
 	defer c.Close()
 	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+		return fn(c, path, name)
+	})
+}
+
+func stopCmd(e *env, args []string) int {
+	fs := e.flags("stop")
+	timeout := fs.UintP("time", "t", 10, "seconds to wait for the container to stop before killing it")
+	return e.onContainers(fs, args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
 		if err := c.Stop(e.ctx, path, uint32(*timeout)); err != nil {
 			return err
 		}
@@ -57,19 +72,7 @@ func stopCmd(e *env, args []string) int {
 func killCmd(e *env, args []string) int {
 	fs := e.flags("kill")
 	sig := fs.StringP("signal", "s", "KILL", "signal to send (name or number)")
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() == 0 {
-		e.errorf("\"pelagos kill\" requires at least 1 argument: pelagos kill [-s SIGNAL] CONTAINER [CONTAINER...]")
-		return exitFailure
-	}
-	c, ok := e.client()
-	if !ok {
-		return exitFailure
-	}
-	defer c.Close()
-	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+	return e.onContainers(fs, args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
 		if err := c.Kill(e.ctx, path, *sig); err != nil {
 			return err
 		}
@@ -131,19 +134,7 @@ func startCmd(e *env, args []string) int {
 func restartCmd(e *env, args []string) int {
 	fs := e.flags("restart")
 	timeout := fs.UintP("time", "t", 10, "seconds to wait for the container to stop before killing it")
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() == 0 {
-		e.errorf("\"pelagos restart\" requires at least 1 argument: pelagos restart [-t SECONDS] CONTAINER [CONTAINER...]")
-		return exitFailure
-	}
-	c, ok := e.client()
-	if !ok {
-		return exitFailure
-	}
-	defer c.Close()
-	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+	return e.onContainers(fs, args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
 		if err := c.Stop(e.ctx, path, uint32(*timeout)); err != nil {
 			return err
 		}
@@ -156,20 +147,7 @@ func restartCmd(e *env, args []string) int {
 }
 
 func waitCmd(e *env, args []string) int {
-	fs := e.flags("wait")
-	if code, ok := e.parse(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() == 0 {
-		e.errorf("\"pelagos wait\" requires at least 1 argument: pelagos wait CONTAINER [CONTAINER...]")
-		return exitFailure
-	}
-	c, ok := e.client()
-	if !ok {
-		return exitFailure
-	}
-	defer c.Close()
-	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
+	return e.onContainers(e.flags("wait"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
 		code, err := c.Wait(e.ctx, path)
 		if err != nil {
 			return err
