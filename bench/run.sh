@@ -14,14 +14,14 @@
 #   BENCH_INSTALL_PODMAN=1   apt-get install podman when it is missing
 #   BENCH_PODMAN=0           leave podman out even when it is installed
 #   BENCH_USER=pelagos-bench the non-root user the commands run as
+#   BENCH_SRC=DIR            build pelagos from DIR instead of this clone
 # Results: bench/results/run-rm.json (hyperfine), run-rm.md, run-rm.txt.
 set -euo pipefail
-. "$(dirname "$0")/../scripts/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS=${BENCH_RUNS:-30}
 WARMUP=${BENCH_WARMUP:-3}
-BENCH_USER=${BENCH_USER:-pelagos-bench}
-RESULTS=$PELAGOS_ROOT/bench/results
 CID=pelagos-bench # the runc container id; runs are sequential and each one deletes it
 
 need_root
@@ -30,107 +30,18 @@ extra=(hyperfine runc jq busybox-static)
 if [ "${BENCH_INSTALL_PODMAN:-0}" = 1 ]; then extra+=(podman); fi
 install_packages "${extra[@]}"
 
-say() { printf '== %s\n' "$*"; }
+# ---- the user, the trap, the work folder ----------------------------------
 
-# ---- the user -------------------------------------------------------------
-
-if ! id "$BENCH_USER" >/dev/null 2>&1; then
-	useradd -m -s /bin/sh "$BENCH_USER"
-fi
-uid=$(id -u "$BENCH_USER")
-gid=$(id -g "$BENCH_USER")
-home=$(getent passwd "$BENCH_USER" | cut -d: -f6)
-
-# A 65536-id range past every range already handed out, unless the user
-# has one (Debian's useradd usually assigns it).
-next_free_id() {
-	cat /etc/subuid /etc/subgid 2>/dev/null |
-		awk -F: 'NF >= 3 { e = $2 + $3; if (e > m) m = e } END { if (m < 100000) m = 100000; print m }'
-}
-if ! grep -q "^$BENCH_USER:" /etc/subuid 2>/dev/null; then
-	s=$(next_free_id)
-	usermod --add-subuids "$s-$((s + 65535))" "$BENCH_USER"
-fi
-if ! grep -q "^$BENCH_USER:" /etc/subgid 2>/dev/null; then
-	s=$(next_free_id)
-	usermod --add-subgids "$s-$((s + 65535))" "$BENCH_USER"
-fi
-
-runtime_dir=/run/user/$uid
-bus_addr=unix:path=$runtime_dir/bus
-
-# Every process of the user, one pid at a time: TERM, then KILL what is left.
-stop_user_processes() {
-	local round pid sig
-	for round in $(seq 1 40); do
-		mapfile -t pids < <(pgrep -u "$uid" || true)
-		[ ${#pids[@]} -eq 0 ] && return 0
-		sig=TERM
-		[ "$round" -gt 10 ] && sig=KILL
-		for pid in "${pids[@]}"; do kill -s "$sig" "$pid" 2>/dev/null || true; done
-		sleep 0.1
-	done
-	echo "warning: processes of $BENCH_USER survived: $(pgrep -u "$uid" | tr '\n' ' ')" >&2
-}
-
-WORK=
-bus_pid=
-cleanup() {
-	local rc=$?
-	set +e
-	if [ -n "$bus_pid" ]; then kill -s TERM "$bus_pid" 2>/dev/null; fi
-	stop_user_processes
-	rm -rf "$runtime_dir"
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A clean slate: nothing left of an earlier run.
-stop_user_processes
-rm -rf "$runtime_dir"
-install -d -m 0700 -o "$uid" -g "$gid" "$runtime_dir"
-
-WORK=$(mktemp -d /tmp/pelagos-bench.XXXXXX)
-chmod 755 "$WORK"
-cd "$WORK"
-
-user_env=(HOME="$home" USER="$BENCH_USER" LOGNAME="$BENCH_USER"
-	PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-	XDG_RUNTIME_DIR="$runtime_dir" DBUS_SESSION_BUS_ADDRESS="$bus_addr" LANG=C.UTF-8)
-# as_user CMD...: run CMD as the bench user with a desktop-like environment.
-as_user() { runuser -u "$BENCH_USER" -- env -i "${user_env[@]}" "$@"; }
+bench_begin
 
 # ---- pelagos, its session bus, the image ----------------------------------
 
 say "build pelagos"
 BIN=$WORK/bin
-build_programs "$BIN"
+build_pelagos "$BIN"
 PELAGOS=$BIN/pelagos
 
-mkdir -p "$WORK/bus/services"
-printf '[D-BUS Service]\nName=io.pelagos.Pelagos1\nExec=%s/pelagosd --idle-timeout 10m\n' "$BIN" \
-	>"$WORK/bus/services/io.pelagos.Pelagos1.service"
-cat >"$WORK/bus/session.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>$bus_addr</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>$WORK/bus/services</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-EOF
-chmod -R a+rX "$WORK/bus"
-bus_pid=$(as_user dbus-daemon --config-file="$WORK/bus/session.conf" --fork --print-pid)
-for _ in $(seq 1 100); do [ -S "$runtime_dir/bus" ] && break; sleep 0.05; done
-[ -S "$runtime_dir/bus" ] || die "the session bus of $BENCH_USER did not come up"
+start_session_bus "$BIN"
 
 say "rootfs and image"
 install -d -m 0755 -o "$uid" -g "$gid" "$WORK/out" "$WORK/bundle"
@@ -160,6 +71,7 @@ say "runc bundle"
 as_user runc spec --rootless --bundle "$WORK/bundle"
 # runc's rootless spec drops the network namespace; put it back so the
 # container is as isolated as the floor and pelagos (loopback only).
+# shellcheck disable=SC2016 # $root is the jq program's
 as_user jq --arg root "$ROOTFS" '
 	.process.args = ["/bin/true"] | .process.terminal = false |
 	.root.path = $root | .root.readonly = false |
@@ -179,23 +91,7 @@ elif ! command -v podman >/dev/null; then
 	podman_note="podman is not installed (BENCH_INSTALL_PODMAN=1 installs it)"
 else
 	say "podman"
-	# crun refuses this machine's hybrid cgroup layout; runc works. No
-	# systemd user session here: cgroupfs and a file event log.
-	install -d -m 0700 -o "$uid" -g "$gid" "$home/.config" "$home/.config/containers"
-	cat >"$home/.config/containers/containers.conf" <<'EOF'
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
-	# Native rootless overlay, like pelagos: without fuse-overlayfs podman
-	# would pick vfs, which copies the whole image for every container.
-	printf '[storage]\ndriver = "overlay"\n' >"$home/.config/containers/storage.conf"
-	chown "$uid:$gid" "$home/.config/containers/containers.conf" "$home/.config/containers/storage.conf"
-	if [ "$(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)" != overlay ]; then
-		# A store made earlier with another driver: start it afresh.
-		as_user podman system reset --force >/dev/null 2>&1 || true
-	fi
+	podman_config
 	if ! as_user podman image exists localhost/busybox; then
 		as_user podman import --quiet --change 'CMD ["sh"]' "$WORK/busybox.tar" localhost/busybox >/dev/null
 	fi
@@ -244,10 +140,7 @@ podman_containers_before=0
 
 say "versions"
 {
-	echo "date:      $(date -u +%FT%TZ)"
-	echo "kernel:    $(uname -r)"
-	echo "cpus:      $(nproc)"
-	echo "pelagos:   $(git -C "$PELAGOS_ROOT" describe --always --dirty 2>/dev/null || echo unknown), storage $(as_user "$PELAGOS" info 2>/dev/null | awk -F': *' 'tolower($1) ~ /driver/ { print $2; exit }')"
+	versions_header
 	echo "runc:      $(runc --version | head -1)"
 	if [ "$have_podman" = 1 ]; then
 		echo "podman:    $(podman --version), storage $(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)"

@@ -56,10 +56,14 @@ func commands() []command {
 		{"logs", "Print the output of a container started in the background", "pelagos logs [-f] [--tail N] CONTAINER", logsCmd},
 		{"inspect", "Show a container's configuration and state as JSON", "pelagos inspect CONTAINER [CONTAINER...]", inspectCmd},
 		{"images", "List images", "pelagos images [-q] [--no-trunc]", imagesCmd},
-		{"pull", "Pull an image from a registry", "pelagos pull [--tls-verify=false] NAME[:TAG|@DIGEST]", pullCmd},
+		{"pull", "Pull an image from a registry", "pelagos pull [--tls-verify=false] [--platform OS/ARCH] [--creds USER:PASS] NAME[:TAG|@DIGEST]|TRANSPORT:REF", pullCmd},
+		{"push", "Push an image to a registry or another transport", "pelagos push [--tls-verify=false] [--creds USER:PASS] IMAGE [DESTINATION]", pushCmd},
+		{"login", "Log in to a registry", "pelagos login [-u USER] [--password-stdin] REGISTRY", loginCmd},
+		{"logout", "Log out of a registry", "pelagos logout [--all | REGISTRY]", logoutCmd},
+		{"history", "Show how an image was built", "pelagos history [--no-trunc] [-q] [--format ...] IMAGE", historyCmd},
 		{"load", "Load images from an OCI or docker archive", "pelagos load [-i ARCHIVE]", loadCmd},
 		{"import", "Create an image from a root filesystem tarball", "pelagos import [--change CMD=...] [-m MSG] FILE|- [NAME]", importCmd},
-		{"save", "Write an image to an archive", "pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE", saveCmd},
+		{"save", "Write an image to an archive", "pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE [IMAGE...]", saveCmd},
 		{"tag", "Add names to an image", "pelagos tag IMAGE NAME [NAME...]", tagCmd},
 		{"untag", "Remove names from an image", "pelagos untag IMAGE [NAME...]", untagCmd},
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
@@ -122,7 +126,7 @@ func aliasFor(args []string) []string {
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
 		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image save": "save", "image untag": "untag", "container logs": "logs", "container inspect": "inspect", "container exec": "exec",
-		"image ls": "images", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
+		"image ls": "images", "image push": "push", "image history": "history", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {
 		return append([]string{to}, args[2:]...)

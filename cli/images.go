@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,7 +32,8 @@ func imagesCmd(e *env, args []string) int {
 	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
 	digests := fs.Bool("digests", false, "show digests")
 	format := fs.String("format", "", "Go template over .Repository .Tag .ID .Digest .CreatedAt .Size, or json")
-	filters := fs.StringArrayP("filter", "f", nil, "reference=PATTERN, dangling=true|false")
+	fs.BoolP("all", "a", false, "show all images (pelagos keeps no intermediate images, so all are always shown)")
+	filters := fs.StringArrayP("filter", "f", nil, "reference=PATTERN, dangling=true|false, label=KEY[=VALUE]")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -40,7 +42,7 @@ func imagesCmd(e *env, args []string) int {
 		e.errorf("--format: %v", err)
 		return exitFailure
 	}
-	match, err := parseFilters(*filters, []string{"reference", "dangling"})
+	match, err := parseFilters(*filters, []string{"reference", "dangling", "label"})
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure
@@ -62,6 +64,16 @@ func imagesCmd(e *env, args []string) int {
 		dangling := len(img.Names) == 0
 		if !matchAny(match["dangling"], func(v string) bool { return (v == "true") == dangling }) {
 			continue
+		}
+		if len(match["label"]) > 0 {
+			labels, err := e.imageLabels(c, img.Path)
+			if err != nil {
+				e.callErr(err)
+				return exitFailure
+			}
+			if !matchAll(match["label"], func(v string) bool { return labelMatches(labels, v) }) {
+				continue
+			}
 		}
 		names := img.Names
 		if dangling {
@@ -120,6 +132,28 @@ func imagesCmd(e *env, args []string) int {
 		tw.Flush()
 	}
 	return exitOK
+}
+
+// imageLabels reads an image's labels from its inspect JSON.
+func (e *env) imageLabels(c *dbus.Client, path godbus.ObjectPath) (map[string]string, error) {
+	js, err := c.InspectImage(e.ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Config struct{ Labels map[string]string }
+	}
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	return v.Config.Labels, nil
+}
+
+// labelMatches tells whether labels has KEY (any value) or KEY=VALUE.
+func labelMatches(labels map[string]string, filter string) bool {
+	k, v, hasValue := strings.Cut(filter, "=")
+	got, ok := labels[k]
+	return ok && (!hasValue || got == v)
 }
 
 // splitRepoTag splits "host/repo:tag" at the tag's colon, not a port's.
@@ -268,7 +302,9 @@ func rmiCmd(e *env, args []string) int {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "Untagged: %s\n", name)
-		fmt.Fprintf(e.stdout, "Deleted: %s\n", removed[len(removed)-1])
+		if len(removed) > 0 {
+			fmt.Fprintf(e.stdout, "Deleted: %s\n", removed[len(removed)-1])
+		}
 	}
 	return code
 }
@@ -404,28 +440,105 @@ func saveCmd(e *env, args []string) int {
 	fs := e.flags("save")
 	output := fs.StringP("output", "o", "", "write to this file instead of stdout")
 	format := fs.String("format", "docker-archive", "oci-archive or docker-archive")
+	fs.BoolP("multi-image-archive", "m", true, "accepted for podman compatibility: several images always go in one archive")
+	fs.BoolP("quiet", "q", false, "accepted for podman compatibility (save prints nothing)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		e.errorf("\"pelagos save\" requires exactly 1 argument: pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE")
+	if fs.NArg() == 0 {
+		e.errorf("\"pelagos save\" requires at least 1 argument: pelagos save [-o FILE] [--format oci-archive|docker-archive] IMAGE [IMAGE...]")
 		return exitFailure
 	}
 	if *format != "oci-archive" && *format != "docker-archive" {
 		e.errorf("--format %q: use oci-archive or docker-archive", *format)
 		return exitFailure
 	}
-	out := e.stdout
-	if *output != "" {
-		f, err := os.OpenFile(*output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			e.errorf("%v", err)
-			return exitFailure
+	out, commit, abort, err := e.archiveOutput(*output)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	defer abort()
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	if err := c.SaveImages(e.ctx, fs.Args(), out, *format); err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	if err := commit(); err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// archiveOutput opens where `save` writes: stdout (never a terminal), or
+// a temporary file beside path that commit renames into place, so a
+// failed save neither leaves half an archive nor clobbers an existing
+// file. Where the directory is not writable but the file is, the file
+// is written in place and removed again if the save fails.
+func (e *env) archiveOutput(path string) (out *os.File, commit func() error, abort func(), err error) {
+	if path == "" {
+		if fi, err := e.stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return nil, nil, nil, fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")
 		}
-		defer f.Close()
-		out = f
-	} else if fi, err := out.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		e.errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")
+		return e.stdout, func() error { return nil }, func() {}, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err == nil {
+		done := false
+		commit = func() error {
+			if err := f.Chmod(0o644); err != nil {
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			done = true
+			return os.Rename(f.Name(), path)
+		}
+		abort = func() {
+			if !done {
+				f.Close()
+				os.Remove(f.Name())
+			}
+		}
+		return f, commit, abort, nil
+	}
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	done := false
+	commit = func() error { done = true; return f.Close() }
+	abort = func() {
+		if !done {
+			f.Close()
+			os.Remove(path)
+		}
+	}
+	return f, commit, abort, nil
+}
+
+func historyCmd(e *env, args []string) int {
+	fs := e.flags("history")
+	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
+	quiet := fs.BoolP("quiet", "q", false, "print only the image IDs")
+	human := fs.BoolP("human", "H", true, "sizes and dates in human-readable form")
+	format := fs.String("format", "", "Go template over .ID .Created .CreatedAt .CreatedBy .Size .Comment, or json")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		e.errorf("\"pelagos history\" requires exactly 1 argument: pelagos history [--no-trunc] IMAGE")
+		return exitFailure
+	}
+	tmpl, err := parseFormat(*format)
+	if err != nil {
+		e.errorf("--format: %v", err)
 		return exitFailure
 	}
 	c, ok := e.client()
@@ -434,15 +547,69 @@ func saveCmd(e *env, args []string) int {
 	}
 	defer c.Close()
 	path, err := c.GetImage(e.ctx, fs.Arg(0))
+	var hist []dbus.HistoryEntry
 	if err == nil {
-		err = c.SaveImage(e.ctx, path, out, *format)
+		hist, err = c.ImageHistory(e.ctx, path)
 	}
 	if err != nil {
-		if *output != "" {
-			os.Remove(*output) // no half-written archive
-		}
 		e.callErr(err)
 		return exitFailure
+	}
+	type row struct {
+		ID        string `json:"id"`
+		Created   int64  `json:"created"`
+		CreatedAt string `json:"-"`
+		CreatedBy string `json:"createdBy"`
+		Size      any    `json:"size"`
+		Comment   string `json:"comment"`
+	}
+	now := time.Now()
+	rows := make([]row, 0, len(hist))
+	for _, h := range hist {
+		r := row{ID: "<missing>", Created: h.Created / 1e6, CreatedBy: h.CreatedBy, Size: h.Size, Comment: h.Comment}
+		if h.ID != "" {
+			r.ID = shortID(h.ID, *noTrunc || *format == "json")
+		}
+		switch {
+		case h.Created == 0:
+			r.CreatedAt = "unknown"
+		case *human:
+			r.CreatedAt = ago(time.UnixMicro(h.Created), now)
+		default:
+			r.CreatedAt = time.UnixMicro(h.Created).Format(time.RFC3339)
+		}
+		if *format != "json" && *human {
+			r.Size = humanSize(h.Size)
+		}
+		if !*noTrunc && *format == "" && len(r.CreatedBy) > 45 {
+			r.CreatedBy = r.CreatedBy[:42] + "..."
+		}
+		rows = append(rows, r)
+	}
+	switch {
+	case *quiet:
+		for _, r := range rows {
+			fmt.Fprintln(e.stdout, r.ID)
+		}
+	case *format == "json":
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "    ")
+		enc.Encode(rows)
+	case tmpl != nil:
+		for _, r := range rows {
+			if err := tmpl.Execute(e.stdout, r); err != nil {
+				e.errorf("--format: %v", err)
+				return exitFailure
+			}
+			fmt.Fprintln(e.stdout)
+		}
+	default:
+		tw := newTable(e.stdout)
+		fmt.Fprintln(tw, "ID\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", r.ID, r.CreatedAt, r.CreatedBy, r.Size, r.Comment)
+		}
+		tw.Flush()
 	}
 	return exitOK
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -240,11 +241,16 @@ func seekTail(f *os.File, n int) error {
 // properties.
 func inspectCmd(e *env, args []string) int {
 	fs := e.flags("inspect")
+	kind := fs.StringP("type", "t", "all", "what to inspect: container, image or all (containers first)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
-		e.errorf("\"pelagos inspect\" requires at least 1 argument: pelagos inspect CONTAINER [CONTAINER...]")
+		e.errorf("\"pelagos inspect\" requires at least 1 argument: pelagos inspect [--type container|image] NAME [NAME...]")
+		return exitFailure
+	}
+	if *kind != "all" && *kind != "container" && *kind != "image" {
+		e.errorf("--type %q: use container, image or all", *kind)
 		return exitFailure
 	}
 	c, ok := e.client()
@@ -253,20 +259,54 @@ func inspectCmd(e *env, args []string) int {
 	}
 	defer c.Close()
 	var out []any
-	code := e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
-		p, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
+	code := exitOK
+	for _, name := range fs.Args() {
+		v, err := e.inspectOne(c, name, *kind)
 		if err != nil {
-			return err
+			e.callErr(err)
+			code = exitFailure
+			continue
 		}
-		out = append(out, inspectJSON(p))
-		return nil
-	})
+		out = append(out, v)
+	}
 	if len(out) > 0 {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "     ")
 		enc.Encode(out)
 	}
 	return code
+}
+
+// inspectOne finds name as a container, then (for kind all) as an image,
+// as podman inspect does.
+func (e *env) inspectOne(c *pdbus.Client, name, kind string) (any, error) {
+	if kind != "image" {
+		path, err := c.GetContainer(e.ctx, name)
+		if err == nil {
+			p, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
+			if err != nil {
+				return nil, err
+			}
+			return inspectJSON(p), nil
+		}
+		var pe *pdbus.Error
+		if kind == "container" || !errors.As(err, &pe) || pe.Code != pdbus.ErrNoSuchContainer {
+			return nil, err
+		}
+	}
+	path, err := c.GetImage(e.ctx, name)
+	if err != nil {
+		var pe *pdbus.Error
+		if kind == "all" && errors.As(err, &pe) && pe.Code == pdbus.ErrNoSuchImage {
+			return nil, fmt.Errorf("no such object: %q is neither a container nor an image", name)
+		}
+		return nil, err
+	}
+	js, err := c.InspectImage(e.ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(js), nil
 }
 
 // inspectOutput follows the field order and names of podman inspect.

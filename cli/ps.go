@@ -279,3 +279,14 @@ func renameCmd(e *env, args []string) int {
 	}
 	return exitOK
 }
+
+// matchAll tells whether pred holds for every value (podman ANDs label
+// filters).
+func matchAll(vals []string, pred func(string) bool) bool {
+	for _, v := range vals {
+		if !pred(v) {
+			return false
+		}
+	}
+	return true
+}

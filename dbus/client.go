@@ -230,11 +230,18 @@ func IsServiceUnknown(err error) bool {
 	return false
 }
 
-// JobProgress is what a pull job reports while it runs.
+// JobProgress is what a pull or push job reports while it runs.
 type JobProgress struct {
 	Progress              float64
 	BytesDone, BytesTotal uint64
 	Layer, Message        string
+	Layers                []LayerProgress
+}
+
+// LayerProgress is the transfer of one blob of a job.
+type LayerProgress struct {
+	Digest     string
+	Done, Size uint64
 }
 
 // Pull starts a pull and follows it to its end, calling progress on
@@ -242,6 +249,52 @@ type JobProgress struct {
 // service to confirm (nothing half-pulled remains) and returns the
 // Cancelled error.
 func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progress func(JobProgress)) (godbus.ObjectPath, error) {
+	return c.followJob(ctx, "PullImage", []any{ref, opts.Options()}, progress)
+}
+
+// Push starts a push of a stored image and follows it to its end, as
+// Pull does. It returns the image's object.
+func (c *Client) Push(ctx context.Context, image, dest string, opts PushOptions, progress func(JobProgress)) (godbus.ObjectPath, error) {
+	return c.followJob(ctx, "PushImage", []any{image, dest, opts.Options()}, progress)
+}
+
+// Login checks and stores credentials for a registry; it returns where
+// they were stored.
+func (c *Client) Login(ctx context.Context, registry, user, password string, opts LoginOptions) (string, error) {
+	var where string
+	err := c.call(ctx, c.mgr, ManagerInterface, "Login", []any{registry, user, password, opts.Options()}, &where)
+	return where, err
+}
+
+// Logout forgets the credentials of a registry (or all, with opts.All).
+func (c *Client) Logout(ctx context.Context, registry string, opts LoginOptions) error {
+	return c.call(ctx, c.mgr, ManagerInterface, "Logout", []any{registry, opts.Options()})
+}
+
+// SaveImages writes several images as one archive to w.
+func (c *Client) SaveImages(ctx context.Context, names []string, w *os.File, format string) error {
+	return c.call(ctx, c.mgr, ManagerInterface, "SaveImages", []any{names, godbus.UnixFD(w.Fd()), format})
+}
+
+// HistoryEntry is one row of Image.History.
+type HistoryEntry struct {
+	ID        string
+	Created   int64 // microseconds since the epoch, 0 when unknown
+	CreatedBy string
+	Size      int64
+	Comment   string
+}
+
+// ImageHistory returns the build steps of an image, newest first.
+func (c *Client) ImageHistory(ctx context.Context, path godbus.ObjectPath) ([]HistoryEntry, error) {
+	var rows []HistoryEntry
+	err := c.call(ctx, c.conn.Object(BusName, path), ImageIface, "History", nil, &rows)
+	return rows, err
+}
+
+// followJob calls a method that starts a job and follows the job to its
+// end.
+func (c *Client) followJob(ctx context.Context, method string, args []any, progress func(JobProgress)) (godbus.ObjectPath, error) {
 	finished := []godbus.MatchOption{
 		godbus.WithMatchSender(BusName), godbus.WithMatchObjectPath(ManagerPath),
 		godbus.WithMatchInterface(ManagerInterface), godbus.WithMatchMember("JobFinished"),
@@ -264,7 +317,7 @@ func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progres
 	var job godbus.ObjectPath
 	// The call itself must not be cancelled with ctx: a job that was
 	// created needs its Cancel.
-	if err := c.call(context.Background(), c.mgr, ManagerInterface, "PullImage", []any{ref, opts.Options()}, &job); err != nil {
+	if err := c.call(context.Background(), c.mgr, ManagerInterface, method, args, &job); err != nil {
 		return "", err
 	}
 	var p JobProgress
@@ -291,6 +344,11 @@ func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progres
 						p.BytesTotal, _ = v.Value().(uint64)
 					case "Layer":
 						p.Layer, _ = v.Value().(string)
+					case "Layers":
+						var rows []LayerProgress
+						if err := v.Store(&rows); err == nil {
+							p.Layers = rows
+						}
 					case "Message":
 						p.Message, _ = v.Value().(string)
 					}

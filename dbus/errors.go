@@ -25,6 +25,9 @@ const (
 	ErrImageInUse           ErrorCode = "ImageInUse"
 	ErrInvalidReference     ErrorCode = "InvalidReference"
 	ErrPullFailed           ErrorCode = "PullFailed"
+	ErrPushFailed           ErrorCode = "PushFailed"
+	ErrAuthFailed           ErrorCode = "AuthenticationFailed"
+	ErrNotLoggedIn          ErrorCode = "NotLoggedIn"
 	ErrCancelled            ErrorCode = "Cancelled"
 	ErrNoSuchVolume         ErrorCode = "NoSuchVolume"
 	ErrVolumeInUse          ErrorCode = "VolumeInUse"
@@ -36,7 +39,7 @@ var AllErrorCodes = []ErrorCode{
 	ErrNoSuchContainer, ErrNoSuchImage, ErrNameInUse, ErrInvalidArgument,
 	ErrInvalidArchive, ErrCommandNotFound, ErrCommandNotExecutable,
 	ErrStartFailed, ErrContainerRunning, ErrContainerNotRunning,
-	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrCancelled, ErrNoSuchVolume, ErrVolumeInUse, ErrFailed,
+	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrPushFailed, ErrAuthFailed, ErrNotLoggedIn, ErrCancelled, ErrNoSuchVolume, ErrVolumeInUse, ErrFailed,
 }
 
 // Name is the full D-Bus error name.

@@ -282,22 +282,102 @@ func ParseTerminalOptions(m map[string]godbus.Variant) (TerminalOptions, error) 
 	return o, d.finish("terminal")
 }
 
+// RegistryOptions are the options every registry call shares.
+type RegistryOptions struct {
+	TLSVerify bool
+	// AuthFile is an absolute path replacing the default auth.json.
+	AuthFile string
+	// Creds is USER[:PASSWORD], used instead of stored credentials.
+	Creds string
+}
+
+func (o RegistryOptions) put(m map[string]godbus.Variant) {
+	m["TLSVerify"] = godbus.MakeVariant(o.TLSVerify)
+	putString(m, "AuthFile", o.AuthFile)
+	putString(m, "Creds", o.Creds)
+}
+
+func (o *RegistryOptions) get(d *decoder) {
+	o.TLSVerify = true
+	d.boolean("TLSVerify", &o.TLSVerify)
+	d.str("AuthFile", &o.AuthFile)
+	d.str("Creds", &o.Creds)
+}
+
 // PullOptions is the a{sv} argument of Manager.PullImage.
 type PullOptions struct {
-	TLSVerify bool
+	RegistryOptions
+	// Platform is OS/ARCH[/VARIANT].
+	Platform string
 }
 
 // Options encodes the pull options for the bus.
 func (o PullOptions) Options() map[string]godbus.Variant {
-	return map[string]godbus.Variant{"TLSVerify": godbus.MakeVariant(o.TLSVerify)}
+	m := map[string]godbus.Variant{}
+	o.put(m)
+	putString(m, "Platform", o.Platform)
+	return m
 }
 
 // ParsePullOptions decodes and checks the a{sv} of PullImage.
 func ParsePullOptions(m map[string]godbus.Variant) (PullOptions, error) {
-	o := PullOptions{TLSVerify: true}
+	var o PullOptions
+	d := newDecoder(m)
+	o.get(d)
+	d.str("Platform", &o.Platform)
+	return o, d.finish("pull")
+}
+
+// PushOptions is the a{sv} argument of Manager.PushImage.
+type PushOptions struct {
+	RegistryOptions
+	// Format is "" (keep), "oci" or "v2s2".
+	Format string
+}
+
+// Options encodes the push options for the bus.
+func (o PushOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	o.put(m)
+	putString(m, "Format", o.Format)
+	return m
+}
+
+// ParsePushOptions decodes and checks the a{sv} of PushImage.
+func ParsePushOptions(m map[string]godbus.Variant) (PushOptions, error) {
+	var o PushOptions
+	d := newDecoder(m)
+	o.get(d)
+	d.str("Format", &o.Format)
+	return o, d.finish("push")
+}
+
+// LoginOptions is the a{sv} argument of Manager.Login and Logout.
+type LoginOptions struct {
+	TLSVerify bool
+	AuthFile  string
+	// All (Logout only) removes the credentials of every registry.
+	All bool
+}
+
+// Options encodes the login options for the bus.
+func (o LoginOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{"TLSVerify": godbus.MakeVariant(o.TLSVerify)}
+	putString(m, "AuthFile", o.AuthFile)
+	if o.All {
+		m["All"] = godbus.MakeVariant(true)
+	}
+	return m
+}
+
+// ParseLoginOptions decodes and checks the a{sv} of Login and Logout.
+func ParseLoginOptions(m map[string]godbus.Variant) (LoginOptions, error) {
+	o := LoginOptions{TLSVerify: true}
 	d := newDecoder(m)
 	d.boolean("TLSVerify", &o.TLSVerify)
-	return o, d.finish("pull")
+	d.str("AuthFile", &o.AuthFile)
+	d.boolean("All", &o.All)
+	return o, d.finish("login")
 }
 
 // ExecOptions is the a{sv} argument of Container.ExecWithStdio.

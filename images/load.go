@@ -187,9 +187,11 @@ func (s *Store) copyIn(ctx context.Context, src types.ImageReference, name refer
 		return Loaded{}, fmt.Errorf("signature policy: %w", err)
 	}
 	defer pc.Destroy()
+	done := s.beginCopy()
 	m, err := copy.Image(ctx, pc, dest, src, &copy.Options{SourceCtx: s.sys, DestinationCtx: s.sys})
+	done(err != nil)
 	if err != nil {
-		return Loaded{}, fmt.Errorf("copy image: %w", err)
+		return Loaded{}, fmt.Errorf("copy image: %w", s.explainDiskFull(err))
 	}
 	return loadedFrom(m, name)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -13,8 +14,8 @@ import (
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/shortnames"
-	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/signature"
+	is "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 )
@@ -24,17 +25,100 @@ var ErrInvalidReference = errors.New("invalid image reference")
 
 // PullOptions tune a pull.
 type PullOptions struct {
-	// TLSVerify false allows plain HTTP and unverified certificates for
-	// every registry of this pull; registries.conf can set it per
-	// registry with insecure = true.
-	TLSVerify bool
+	RegistryOptions
+	// Platform, OS/ARCH[/VARIANT], picks an image from a multi-platform
+	// index instead of the host's platform.
+	Platform string
 }
 
-// Progress is a snapshot of a pull's transfer.
+// platformPart is one word of OS/ARCH/VARIANT.
+var platformPart = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// applyPlatform sets the platform choice of sys from OS/ARCH[/VARIANT].
+func applyPlatform(sys *types.SystemContext, platform string) error {
+	if platform == "" {
+		return nil
+	}
+	parts := strings.Split(platform, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return fmt.Errorf("%w: --platform %q: use OS/ARCH[/VARIANT], e.g. linux/arm64 or linux/arm/v7", ErrInvalidArgument, platform)
+	}
+	for _, p := range parts {
+		if !platformPart.MatchString(p) {
+			return fmt.Errorf("%w: --platform %q: use OS/ARCH[/VARIANT], e.g. linux/arm64 or linux/arm/v7", ErrInvalidArgument, platform)
+		}
+	}
+	sys.OSChoice, sys.ArchitectureChoice = parts[0], parts[1]
+	if len(parts) == 3 {
+		sys.VariantChoice = parts[2]
+	}
+	return nil
+}
+
+// Progress is a snapshot of a pull's or push's transfer.
 type Progress struct {
 	BytesDone, BytesTotal uint64
 	Layer                 string // digest of the blob being transferred
 	Message               string // "Trying to pull …", "Copying blob …"
+	// Layers is every blob seen so far, in the order they started.
+	Layers []LayerProgress
+}
+
+// LayerProgress is the transfer of one blob.
+type LayerProgress struct {
+	Digest     string
+	Done, Size uint64
+}
+
+// copyWithProgress runs copy.Image, turning the library's per-blob
+// events into Progress snapshots for report.
+func copyWithProgress(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, report func(Progress)) ([]byte, error) {
+	progress := make(chan types.ProgressProperties, 16)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var order []string
+		sizes := map[string]uint64{}
+		done := map[string]uint64{}
+		for p := range progress {
+			d := p.Artifact.Digest.String()
+			if _, ok := sizes[d]; !ok {
+				order = append(order, d)
+			}
+			if p.Artifact.Size > 0 {
+				sizes[d] = uint64(p.Artifact.Size)
+			} else if _, ok := sizes[d]; !ok {
+				sizes[d] = 0
+			}
+			switch p.Event {
+			case types.ProgressEventRead:
+				done[d] = p.Offset
+			case types.ProgressEventDone, types.ProgressEventSkipped:
+				done[d] = max(sizes[d], done[d])
+			}
+			var total, sum uint64
+			layers := make([]LayerProgress, 0, len(order))
+			for _, k := range order {
+				total += sizes[k]
+				sum += min(done[k], sizes[k])
+				layers = append(layers, LayerProgress{Digest: k, Done: done[k], Size: sizes[k]})
+			}
+			msg := ""
+			switch p.Event {
+			case types.ProgressEventNewArtifact:
+				msg = "Copying blob " + shortDigest(d)
+			case types.ProgressEventSkipped:
+				msg = "Copying blob " + shortDigest(d) + " skipped: already exists"
+			}
+			report(Progress{BytesDone: sum, BytesTotal: total, Layer: d, Message: msg, Layers: layers})
+		}
+	}()
+	opts.Progress, opts.ProgressInterval = progress, 200*time.Millisecond
+	m, err := copy.Image(ctx, pc, dest, src, opts)
+	close(progress)
+	wg.Wait()
+	return m, err
 }
 
 // transports a reference may name explicitly.
@@ -45,18 +129,14 @@ var explicitTransports = []string{"docker://", "oci:", "oci-archive:", "docker-a
 // or an explicit transport reference (docker://, oci:, oci-archive:,
 // docker-archive:, dir:). report receives progress; it must not block.
 func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, report func(Progress)) (Loaded, error) {
-	sys := *s.sys
-	if !opts.TLSVerify {
-		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
-		sys.OCIInsecureSkipTLSVerify = true
+	sysp, err := s.systemContext(opts.RegistryOptions)
+	if err != nil {
+		return Loaded{}, err
 	}
-	// A service has no terminal to ask on: never prompt for a short name.
-	permissive := types.ShortNameModePermissive
-	sys.ShortNameMode = &permissive
-	// The library caches registries.conf for the life of the process; a
-	// long-lived service must see the user's edits at the next pull.
-	sysregistriesv2.InvalidateCache()
-
+	sys := *sysp
+	if err := applyPlatform(&sys, opts.Platform); err != nil {
+		return Loaded{}, err
+	}
 	for _, t := range explicitTransports {
 		if strings.HasPrefix(ref, t) {
 			src, err := alltransports.ParseImageName(ref)
@@ -64,7 +144,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, report f
 				return Loaded{}, fmt.Errorf("%w: %s: %v", ErrInvalidReference, ref, err)
 			}
 			report(Progress{Message: "Trying to pull " + ref + "..."})
-			return s.pullFrom(ctx, &sys, src, src.DockerReference(), report)
+			return s.pullFrom(ctx, &sys, src, sourceName(src), report)
 		}
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
@@ -107,10 +187,16 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, report f
 // failed or cancelled copy leaves no image behind: containers/storage
 // commits the image only after every layer arrived.
 func (s *Store) pullFrom(ctx context.Context, sys *types.SystemContext, src types.ImageReference, name reference.Named, report func(Progress)) (Loaded, error) {
+	var dest types.ImageReference
+	var err error
 	if name != nil {
 		name = reference.TagNameOnly(name)
+		dest, err = s.newStoreRef(name)
+	} else {
+		// An unnamed image is stored under its id, which is known only
+		// from the source's config.
+		dest, err = s.unnamedStoreRef(ctx, sys, src)
 	}
-	dest, err := s.newStoreRef(name)
 	if err != nil {
 		return Loaded{}, err
 	}
@@ -120,46 +206,48 @@ func (s *Store) pullFrom(ctx context.Context, sys *types.SystemContext, src type
 	}
 	defer pc.Destroy()
 
-	progress := make(chan types.ProgressProperties, 16)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sizes := map[string]uint64{}
-		done := map[string]uint64{}
-		for p := range progress {
-			d := p.Artifact.Digest.String()
-			if p.Artifact.Size > 0 {
-				sizes[d] = uint64(p.Artifact.Size)
-			}
-			switch p.Event {
-			case types.ProgressEventRead:
-				done[d] = p.Offset
-			case types.ProgressEventDone, types.ProgressEventSkipped:
-				done[d] = sizes[d]
-			}
-			var total, sum uint64
-			for k, v := range sizes {
-				total += v
-				sum += min(done[k], v)
-			}
-			msg := ""
-			if p.Event == types.ProgressEventNewArtifact {
-				msg = "Copying blob " + shortDigest(d)
-			}
-			report(Progress{BytesDone: sum, BytesTotal: total, Layer: d, Message: msg})
-		}
-	}()
-	m, err := copy.Image(ctx, pc, dest, src, &copy.Options{
-		SourceCtx: sys, DestinationCtx: sys,
-		Progress: progress, ProgressInterval: 200 * time.Millisecond,
-	})
-	close(progress)
-	wg.Wait()
+	done := s.beginCopy()
+	m, err := copyWithProgress(ctx, pc, dest, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys}, report)
+	done(err != nil)
 	if err != nil {
-		return Loaded{}, fmt.Errorf("pull %s: %w", transportsName(src), err)
+		host := ""
+		if name != nil {
+			host = reference.Domain(name)
+		}
+		return Loaded{}, fmt.Errorf("pull %s: %w", transportsName(src), s.explainDiskFull(explainRegistryErr(host, err)))
 	}
 	return loadedFrom(m, name)
+}
+
+// sourceName is the name an image pulled from an explicit transport
+// gets: the docker reference it carries, or for an OCI layout or
+// archive the full name in its reference part (oci:/dir:example.org/a:1).
+func sourceName(src types.ImageReference) reference.Named {
+	if n := src.DockerReference(); n != nil {
+		return n
+	}
+	switch src.Transport().Name() {
+	case "oci", "oci-archive":
+		if _, image, ok := strings.Cut(src.StringWithinTransport(), ":"); ok {
+			return ociName(image)
+		}
+	}
+	return nil
+}
+
+// unnamedStoreRef is a store reference for the image src holds, by id.
+func (s *Store) unnamedStoreRef(ctx context.Context, sys *types.SystemContext, src types.ImageReference) (types.ImageReference, error) {
+	img, err := src.NewImage(ctx, sys)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", transportsName(src), err)
+	}
+	defer img.Close()
+	id := img.ConfigInfo().Digest.Encoded()
+	ref, err := is.Transport.NewStoreReference(s.store, nil, id)
+	if err != nil {
+		return nil, fmt.Errorf("reference image %s: %w", id, err)
+	}
+	return ref, nil
 }
 
 func shortDigest(d string) string {

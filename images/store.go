@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.podman.io/image/v5/docker/reference"
@@ -45,6 +46,9 @@ type Store struct {
 	store  storage.Store
 	driver string
 	sys    *types.SystemContext
+
+	copyMu sync.Mutex
+	copies int // copies into the store under way (see beginCopy)
 }
 
 // Image describes one stored image.
@@ -153,15 +157,34 @@ func isShortName(name string) bool {
 // Resolve finds the image a user means by name, name:tag, full id or a
 // unique id prefix.
 func (s *Store) Resolve(name string) (Image, error) {
+	img, _, err := s.ResolveName(name)
+	return img, err
+}
+
+// ResolveName is Resolve that also returns which of the image's names
+// the user meant ("" when they gave an id).
+func (s *Store) ResolveName(name string) (Image, string, error) {
 	if name == "" {
-		return Image{}, fmt.Errorf("%w: empty image name", ErrNoSuchImage)
+		return Image{}, "", fmt.Errorf("%w: empty image name", ErrNoSuchImage)
 	}
 	for _, c := range s.candidates(name) {
 		if img, err := s.store.Image(c); err == nil {
 			size, _ := s.store.ImageSize(img.ID)
-			return toImage(img, size), nil
+			matched := ""
+			for _, n := range img.Names {
+				if n == c {
+					matched = n
+				}
+			}
+			return toImage(img, size), matched, nil
 		}
 	}
+	img, err := s.resolveID(name)
+	return img, "", err
+}
+
+// resolveID finds an image by full id or unique id prefix.
+func (s *Store) resolveID(name string) (Image, error) {
 	if isHexPrefix(name) {
 		imgs, err := s.store.Images()
 		if err != nil {

@@ -188,14 +188,77 @@ func (a *managerAPI) importImage(path, name string, options map[string]godbus.Va
 }
 
 // PullImage implements the method of the same name.
-func (a *managerAPI) PullImage(reference string, options map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+func (a *managerAPI) PullImage(sender godbus.Sender, reference string, options map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	defer a.m.track()()
 	o, err := pdbus.ParsePullOptions(options)
 	if err != nil {
 		return "", asDBusErr(err)
 	}
-	path, err := a.m.startPull(reference, o)
+	path, err := a.m.startPull(sender, reference, o)
 	return path, asDBusErr(err)
+}
+
+// PushImage implements the method of the same name.
+func (a *managerAPI) PushImage(sender godbus.Sender, image, destination string, options map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	defer a.m.track()()
+	o, err := pdbus.ParsePushOptions(options)
+	if err != nil {
+		return "", asDBusErr(err)
+	}
+	path, err := a.m.startPush(sender, image, destination, o)
+	return path, asDBusErr(err)
+}
+
+// Login implements the method of the same name.
+func (a *managerAPI) Login(registry, username, password string, options map[string]godbus.Variant) (string, *godbus.Error) {
+	defer a.m.track()()
+	o, err := pdbus.ParseLoginOptions(options)
+	if err != nil {
+		return "", asDBusErr(err)
+	}
+	if o.All {
+		return "", asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "option All is for Logout"))
+	}
+	where, err := a.m.store.Login(a.m.ctx, registry, username, password, images.RegistryOptions{TLSVerify: o.TLSVerify, AuthFile: o.AuthFile})
+	if err == nil {
+		a.m.log.Info("logged in", "registry", registry, "user", username)
+	}
+	return where, asDBusErr(err)
+}
+
+// Logout implements the method of the same name.
+func (a *managerAPI) Logout(registry string, options map[string]godbus.Variant) *godbus.Error {
+	defer a.m.track()()
+	o, err := pdbus.ParseLoginOptions(options)
+	if err != nil {
+		return asDBusErr(err)
+	}
+	if o.All == (registry != "") {
+		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "give either a registry or the option All, not both or neither"))
+	}
+	return asDBusErr(a.m.store.Logout(registry, o.All, images.RegistryOptions{TLSVerify: o.TLSVerify, AuthFile: o.AuthFile}))
+}
+
+// SaveImages implements the method of the same name.
+func (a *managerAPI) SaveImages(names []string, archive godbus.UnixFD, format string) *godbus.Error {
+	defer a.m.track()()
+	f, err := receivedFile(archive, "archive")
+	if err != nil {
+		return asDBusErr(err)
+	}
+	defer f.Close()
+	if len(names) == 0 {
+		return asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "no image to save: name at least one"))
+	}
+	items := make([]images.SaveItem, 0, len(names))
+	for _, n := range names {
+		img, matched, err := a.m.store.ResolveName(n)
+		if err != nil {
+			return asDBusErr(err)
+		}
+		items = append(items, images.SaveItem{Image: img, Name: matched})
+	}
+	return asDBusErr(a.m.store.Save(a.m.ctx, items, format, f))
 }
 
 // GetImage implements the method of the same name.
@@ -244,9 +307,18 @@ func (a *managerAPI) RemoveImage(nameOrID string, force bool) ([]string, *godbus
 // removeImage removes an image; with force, the containers using it go
 // first.
 func (m *Manager) removeImage(nameOrID string, force bool) ([]string, error) {
-	img, err := m.store.Resolve(nameOrID)
+	img, matched, err := m.store.ResolveName(nameOrID)
 	if err != nil {
 		return nil, err
+	}
+	// One name of several goes alone, as in Docker and podman: the image
+	// stays for its other names.
+	if matched != "" && len(img.Names) > 1 {
+		_, err := m.store.Untag(img, []string{matched})
+		if serr := m.syncImages(); serr != nil {
+			m.log.Warn("refresh image objects", "err", serr)
+		}
+		return []string{}, err
 	}
 	var users []*ctr
 	m.mu.Lock()

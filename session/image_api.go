@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/pelagos-containers/pelagos/images"
 )
 
 // imageAPI is the io.pelagos.Pelagos1.Image interface of one image.
@@ -55,7 +57,38 @@ func (a *imageAPI) Save(archive godbus.UnixFD, format string) *godbus.Error {
 	if err != nil {
 		return asDBusErr(err)
 	}
-	return asDBusErr(a.m.store.Save(a.m.ctx, img, format, f))
+	return asDBusErr(a.m.store.Save(a.m.ctx, []images.SaveItem{{Image: img}}, format, f))
+}
+
+// historyRow is one element of History's answer.
+type historyRow struct {
+	ID        string
+	Created   int64
+	CreatedBy string
+	Size      int64
+	Comment   string
+}
+
+// History implements the method of the same name.
+func (a *imageAPI) History() ([]historyRow, *godbus.Error) {
+	defer a.m.track()()
+	img, err := a.m.store.Resolve(a.id)
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	h, err := a.m.store.History(a.m.ctx, img)
+	if err != nil {
+		return nil, asDBusErr(err)
+	}
+	rows := make([]historyRow, 0, len(h))
+	for _, e := range h {
+		var created int64
+		if !e.Created.IsZero() {
+			created = e.Created.UnixMicro()
+		}
+		rows = append(rows, historyRow{ID: e.ID, Created: created, CreatedBy: e.CreatedBy, Size: e.Size, Comment: e.Comment})
+	}
+	return rows, nil
 }
 
 // Inspect implements the method of the same name.

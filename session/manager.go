@@ -307,6 +307,12 @@ func asDBusErr(err error) *godbus.Error {
 		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrInvalidReference, "%v", err))
 	case errors.Is(err, images.ErrInvalidArchive):
 		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrInvalidArchive, "%v", err))
+	case errors.Is(err, images.ErrInvalidArgument):
+		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err))
+	case errors.Is(err, images.ErrAuth):
+		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrAuthFailed, "%v", err))
+	case errors.Is(err, images.ErrNotLoggedIn):
+		return pdbus.ToDBus(pdbus.Errorf(pdbus.ErrNotLoggedIn, "%v", err))
 	}
 	return pdbus.ToDBus(err)
 }

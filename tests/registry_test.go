@@ -11,25 +11,42 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
-// registry is a real docker-registry on 127.0.0.1, seeded with skopeo.
+// registry is a real docker-registry on 127.0.0.1.
 type registry struct {
 	addr string
+	dir  string // config.yml, data/, registry.log
 	cmd  *exec.Cmd
+	// user and password, when the registry wants htpasswd logins.
+	user, password string
 }
 
 var (
 	regOnce sync.Once
 	reg     *registry
 	regErr  error
+	// every registry started, stopped at the end of the suite
+	registriesMu sync.Mutex
+	registries   []*registry
 )
 
+// testRegistry is the shared registry, seeded with the busybox image as
+// library/busybox:latest, shortbox:latest and shortbox:1.0.
 func testRegistry(t *testing.T) *registry {
 	t.Helper()
 	needRoot(t)
 	f := images(t)
-	regOnce.Do(func() { reg, regErr = startRegistry(f.ociArchive) })
+	regOnce.Do(func() {
+		reg, regErr = newRegistry("registry", false)
+		for _, name := range []string{"library/busybox:latest", "shortbox:latest", "shortbox:1.0"} {
+			if regErr == nil {
+				regErr = reg.seed("oci-archive:"+f.ociArchive, name, false)
+			}
+		}
+	})
 	if regErr != nil {
 		t.Fatalf("start the test registry: %v", regErr)
 	}
@@ -45,7 +62,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startRegistry(archive string) (*registry, error) {
+// newRegistry starts a registry with its data in S.work/name; withAuth
+// makes it accept only the user "tester" (htpasswd, bcrypt).
+func newRegistry(name string, withAuth bool) (*registry, error) {
 	for _, tool := range []string{"docker-registry", "skopeo"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s is missing: scripts/test.sh installs it", tool)
@@ -55,52 +74,96 @@ func startRegistry(archive string) (*registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(S.work, "registry")
-	os.MkdirAll(filepath.Join(dir, "data"), 0o755)
-	conf := filepath.Join(dir, "config.yml")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: %s\n", dir, addr)), 0o644)
-	logf, _ := os.Create(filepath.Join(dir, "registry.log"))
-	cmd := exec.Command("docker-registry", "serve", conf)
+	r := &registry{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: filepath.Join(S.work, name)}
+	if err := os.MkdirAll(filepath.Join(r.dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", r.dir, r.addr)
+	if withAuth {
+		r.user, r.password = "tester", "s3cret-pw"
+		hash, err := bcrypt.GenerateFromPassword([]byte(r.password), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		htpasswd := filepath.Join(r.dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(r.user+":"+string(hash)+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		conf += fmt.Sprintf("auth:\n  htpasswd:\n    realm: pelagos-test\n    path: %s\n", htpasswd)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "config.yml"), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	registriesMu.Lock()
+	registries = append(registries, r)
+	registriesMu.Unlock()
+	return r, r.start()
+}
+
+// start runs the registry (again) on its address and waits until it
+// listens.
+func (r *registry) start() error {
+	logf, err := os.OpenFile(filepath.Join(r.dir, "registry.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("docker-registry", "serve", filepath.Join(r.dir, "config.yml"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	r := &registry{addr: addr, cmd: cmd}
+	r.cmd = cmd
 	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
+		c, err := net.Dial("tcp", r.addr)
 		if err == nil {
 			c.Close()
-			break
+			return nil
 		}
-		if i > 200 {
+		if i > 250 {
 			r.stop()
-			return nil, fmt.Errorf("registry did not listen on %s", addr)
+			return fmt.Errorf("registry did not listen on %s", r.addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, name := range []string{"library/busybox:latest", "shortbox:latest", "shortbox:1.0"} {
-		out, err := exec.Command("skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-			"oci-archive:"+archive, "docker://"+addr+"/"+name).CombinedOutput()
-		if err != nil {
-			r.stop()
-			return nil, fmt.Errorf("seed %s: %v: %s", name, err, out)
-		}
+}
+
+// seed copies src (a skopeo source reference) into the registry as name.
+func (r *registry) seed(src, name string, all bool) error {
+	args := []string{"copy", "--quiet", "--dest-tls-verify=false"}
+	if all {
+		args = append(args, "--all")
 	}
-	return r, nil
+	if r.user != "" {
+		args = append(args, "--dest-creds", r.user+":"+r.password)
+	}
+	out, err := exec.Command("skopeo", append(args, src, "docker://"+r.addr+"/"+name)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("seed %s: %v: %s", name, err, out)
+	}
+	return nil
+}
+
+// blobPath is where the registry keeps a blob's bytes.
+func (r *registry) blobPath(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	return filepath.Join(r.dir, "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
 }
 
 func (r *registry) stop() {
-	if r.cmd.Process != nil {
+	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Kill()
 		r.cmd.Wait()
+		r.cmd = nil
 	}
 }
 
 func stopRegistry() {
-	if reg != nil {
-		reg.stop()
+	registriesMu.Lock()
+	defer registriesMu.Unlock()
+	for _, r := range registries {
+		r.stop()
 	}
 }
 

@@ -282,6 +282,7 @@ type descriptor struct {
 	Digest      string            `json:"digest"`
 	Size        int64             `json:"size"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    *v1.Platform      `json:"platform,omitempty"`
 }
 
 // manifest is an OCI image manifest.
