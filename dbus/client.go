@@ -327,7 +327,12 @@ func (c *Client) followJob(ctx context.Context, method string, args []any, progr
 		case <-ctx.Done():
 			if !cancelled {
 				cancelled = true
-				c.call(context.Background(), c.conn.Object(BusName, job), JobIface, "Cancel", nil)
+				var leftOnly bool
+				err := c.call(context.Background(), c.conn.Object(BusName, job), JobIface, "Cancel", nil, &leftOnly)
+				if err == nil && leftOnly {
+					// The job goes on for others; this caller is done.
+					return "", Errorf(ErrCancelled, "cancelled: left the job %s, which goes on for other callers", job)
+				}
 			}
 			ctx = context.Background() // keep waiting for the confirmation
 		case sig := <-ch:

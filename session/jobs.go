@@ -51,7 +51,7 @@ type jobAPI struct {
 // Cancel implements the method of the same name. A caller that joined a
 // shared job only leaves it; the work stops when nobody else waits for
 // it, or at once when the canceller never asked for the job.
-func (a *jobAPI) Cancel(sender godbus.Sender) *godbus.Error {
+func (a *jobAPI) Cancel(sender godbus.Sender) (bool, *godbus.Error) {
 	a.m.jobs.mu.Lock()
 	n, joined := a.j.callers[string(sender)]
 	switch {
@@ -65,7 +65,7 @@ func (a *jobAPI) Cancel(sender godbus.Sender) *godbus.Error {
 	if stop {
 		a.j.cancel()
 	}
-	return nil
+	return !stop, nil
 }
 
 // jobRun is a job's work: it reports progress and returns the id of the

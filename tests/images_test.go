@@ -473,3 +473,112 @@ func TestConcurrentPullsShareOneDownload(t *testing.T) {
 		t.Fatalf("the big layer was downloaded %d times, want once", n)
 	}
 }
+
+// TestPullOntoFullDisk: a pull that runs out of disk says so in one line
+// naming the store and what to do, and leaves the store as it was.
+func TestPullOntoFullDisk(t *testing.T) {
+	r := testRegistry(t)
+	f := images(t)
+	u, err := ensureUser("pelagos-full", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(u.Home, ".local", "share")
+	os.MkdirAll(data, 0o755)
+	for _, d := range []string{filepath.Join(u.Home, ".local"), data} {
+		os.Chown(d, u.UID, u.GID)
+	}
+	// 40 MiB: room for busybox, not for a 25 MiB layer staged and applied.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=40m,mode=0755,uid=%d,gid=%d", u.UID, u.GID), "pelagos-full", data).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	s, err := startSession(u, "full")
+	if err != nil {
+		exec.Command("umount", data).Run()
+		t.Fatal(err)
+	}
+	defer func() {
+		s.stop()
+		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", data, err, out)
+		}
+	}()
+	s.mustPelagos(t, "load", "-i", f.ociArchive)
+	if err := r.seed("oci:"+bigImage(t, 41)+":big", "full:1", false); err != nil {
+		t.Fatal(err)
+	}
+	before := storeState(t, s)
+	res := s.pelagos(t, "pull", "--tls-verify=false", r.addr+"/full:1")
+	if res.Code != 125 || !strings.Contains(res.Stderr, "no space left") || !strings.Contains(res.Stderr, "prune") {
+		t.Fatalf("pull onto a full disk: %s", res)
+	}
+	if after := storeState(t, s); after != before {
+		t.Fatalf("a pull that ran out of space changed the store: %s → %s", before, after)
+	}
+	if left := countEntriesOf(filepath.Join(data, "pelagos", "tmp")); left > 0 {
+		t.Fatalf("%d scratch files left after the failed pull", left)
+	}
+	// Still usable.
+	if res := s.pelagos(t, "run", "--rm", "localhost/busybox", "echo", "still-ok"); res.Stdout != "still-ok\n" {
+		t.Fatalf("run after the failed pull: %s", res)
+	}
+}
+
+// TestCancelOneOfTwoSharedPulls: Ctrl-C on one of two CLIs sharing a pull
+// lets that one go at once; the other's pull goes on and succeeds.
+func TestCancelOneOfTwoSharedPulls(t *testing.T) {
+	r := testRegistry(t)
+	s := S.main
+	if err := r.seed("oci:"+bigImage(t, 51)+":big", "cancelone:1", false); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, r.addr)
+	p.slow(2 * time.Millisecond)
+	ref := p.addr + "/cancelone:1"
+	defer s.pelagos(t, "rmi", "-f", ref)
+	a, outA := s.startPelagos(t, "pull", "--tls-verify=false", ref)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(outA.String(), "Copying blob") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, outB := s.startPelagos(t, "pull", "--tls-verify=false", ref)
+	time.Sleep(500 * time.Millisecond)
+	a.Process.Signal(os.Interrupt)
+	if code := waitExit(t, a); code != 125 || !strings.Contains(outA.String(), "cancelled") {
+		t.Fatalf("the cancelled CLI: exit %d, output %q", code, outA.String())
+	}
+	if code := waitExit(t, b); code != 0 {
+		t.Fatalf("the other CLI: exit %d, output %q", code, outB.String())
+	}
+	if !strings.Contains(s.mustPelagos(t, "images"), p.addr+"/cancelone") {
+		t.Fatal("the shared pull did not finish for the CLI that stayed")
+	}
+}
+
+// TestPullProgressBars: on a terminal, a pull draws a bar per layer.
+func TestPullProgressBars(t *testing.T) {
+	r := testRegistry(t)
+	s := S.main
+	if err := r.seed("oci:"+bigImage(t, 61)+":big", "bars:1", false); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, r.addr)
+	p.slow(3 * time.Millisecond)
+	ref := p.addr + "/bars:1"
+	defer s.pelagos(t, "rmi", "-f", ref)
+	layers := r.layers(t, "bars:1")
+	ts := newTmux(t, s, "bars", 120, 30, filepath.Join(S.bin, "pelagos")+" pull --tls-verify=false "+ref)
+	sc := ts.waitFor("/ 25.")
+	if !strings.Contains(sc, "Copying blob "+strings.TrimPrefix(layers[1], "sha256:")[:12]+" [") {
+		t.Fatalf("no bar for the big layer while it is copied:\n%s", sc)
+	}
+	sc = ts.waitFor("EXIT=0")
+	for _, l := range layers {
+		if !strings.Contains(sc, "Copying blob "+strings.TrimPrefix(l, "sha256:")[:12]+" done") {
+			t.Errorf("layer %s not shown done:\n%s", l, sc)
+		}
+	}
+	if strings.Count(sc, "Copying blob "+strings.TrimPrefix(layers[1], "sha256:")[:12]) != 1 {
+		t.Errorf("the big layer's bar was not redrawn in place:\n%s", sc)
+	}
+}
