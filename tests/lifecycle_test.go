@@ -77,7 +77,8 @@ func TestLifecycleVerbs(t *testing.T) {
 		{[]string{"kill", "-s", "BOGUS", "lc"}, "invalid signal"},
 		{[]string{"kill", "lc"}, "is not running"},
 		{[]string{"logs", "nosuch"}, "no such container"},
-		{[]string{"inspect", "nosuch"}, "no such container"},
+		{[]string{"inspect", "nosuch"}, "no such object"},
+		{[]string{"inspect", "--type", "container", "nosuch"}, "no such container"},
 		{[]string{"start", "-a", "lc", "stubborn"}, "requires 1 argument"},
 	} {
 		if r := s.pelagos(t, tc.args...); r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
