@@ -98,3 +98,47 @@ func TestHelpNeedsNoService(t *testing.T) {
 		}
 	}
 }
+
+func TestPlatformFlag(t *testing.T) {
+	for _, tc := range []struct {
+		platform, os, arch, variant, want string
+		err                               bool
+	}{
+		{"linux/arm64", "", "", "", "linux/arm64", false},
+		{"", "", "arm", "v7", "linux/arm/v7", false},
+		{"", "", "", "", "", false},
+		{"linux/arm64", "", "amd64", "", "", true},
+		{"", "", "", "v7", "", true},
+	} {
+		got, err := platformFlag(tc.platform, tc.os, tc.arch, tc.variant)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("platformFlag(%q, %q, %q, %q) = %q, %v", tc.platform, tc.os, tc.arch, tc.variant, got, err)
+		}
+	}
+}
+
+func TestAbsTransportPath(t *testing.T) {
+	t.Chdir("/tmp")
+	for _, tc := range []struct{ in, want string }{
+		{"oci:layout:v1", "oci:/tmp/layout:v1"},
+		{"dir:/abs", "dir:/abs"},
+		{"docker-archive:x.tar", "docker-archive:/tmp/x.tar"},
+		{"quay.io/a/b:1", "quay.io/a/b:1"},
+	} {
+		if got, err := absTransportPath(tc.in); err != nil || got != tc.want {
+			t.Errorf("absTransportPath(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := absTransportPath("oci:"); err == nil {
+		t.Error("absTransportPath(oci:) should fail")
+	}
+}
+
+func TestLabelMatches(t *testing.T) {
+	l := map[string]string{"a": "1", "b": ""}
+	for f, want := range map[string]bool{"a": true, "a=1": true, "a=2": false, "b": true, "b=": true, "c": false} {
+		if got := labelMatches(l, f); got != want {
+			t.Errorf("labelMatches(%q) = %v", f, got)
+		}
+	}
+}
