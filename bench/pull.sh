@@ -43,9 +43,9 @@ bench_begin
 # The images pulled here go to stores of their own, under the user's home
 # (a disk like the everyday one; /tmp may be tmpfs), removed at the end:
 # each run starts empty, and an interrupted run leaves nothing behind.
-# That matters: a cancelled pull keeps the layers it already committed
-# (containers/image does not roll them back), and an earlier run's layers
-# would turn the next pulls into warm ones. XDG_DATA_HOME moves pelagos's
+# That matters: a cancelled pull may keep the layers it already committed
+# (containers/image does not roll them back by itself), and an earlier
+# run's layers would turn the next pulls into warm ones. XDG_DATA_HOME moves pelagos's
 # store, podman's and the blob-info caches; pelagosd, activated by the
 # bus, inherits it.
 DATA=$home/pelagos-bench-pull
