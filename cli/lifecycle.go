@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -324,6 +326,7 @@ type inspectOutput struct {
 	Config       inspectConfig  `json:"Config"`
 	HostConfig   inspectHost    `json:"HostConfig"`
 	Mounts       []inspectMount `json:"Mounts"`
+	Network      inspectNetwork `json:"NetworkSettings"`
 }
 
 type inspectState struct {
@@ -346,11 +349,53 @@ type inspectConfig struct {
 }
 
 type inspectHost struct {
-	AutoRemove      any `json:"AutoRemove"`
-	Privileged      any `json:"Privileged"`
-	ReadonlyRootfs  any `json:"ReadonlyRootfs"`
-	NoNewPrivileges any `json:"NoNewPrivileges"`
-	Seccomp         any `json:"SeccompProfile"`
+	AutoRemove      any                      `json:"AutoRemove"`
+	Privileged      any                      `json:"Privileged"`
+	ReadonlyRootfs  any                      `json:"ReadonlyRootfs"`
+	NoNewPrivileges any                      `json:"NoNewPrivileges"`
+	Seccomp         any                      `json:"SeccompProfile"`
+	NetworkMode     any                      `json:"NetworkMode"`
+	PortBindings    map[string][]inspectPort `json:"PortBindings"`
+}
+
+// inspectNetwork is podman's NetworkSettings, for pasta's one network.
+type inspectNetwork struct {
+	IPAddress   any                      `json:"IPAddress"`
+	Gateway     string                   `json:"Gateway"`
+	IPPrefixLen int                      `json:"IPPrefixLen"`
+	Ports       map[string][]inspectPort `json:"Ports"`
+}
+
+// inspectPort is one host side of a published port.
+type inspectPort struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// portRow is one element of the container's Ports property.
+type portRow struct {
+	HostIP            string
+	HostPort, CtrPort uint16
+	Proto             string
+}
+
+// containerPorts reads the Ports property.
+func containerPorts(p map[string]godbus.Variant) []portRow {
+	var rows []portRow
+	if v, ok := p["Ports"]; ok {
+		v.Store(&rows)
+	}
+	return rows
+}
+
+// portMap groups published ports by "CTRPORT/PROTO", as podman shows them.
+func portMap(rows []portRow) map[string][]inspectPort {
+	m := map[string][]inspectPort{}
+	for _, r := range rows {
+		k := fmt.Sprintf("%d/%s", r.CtrPort, r.Proto)
+		m[k] = append(m[k], inspectPort{HostIP: r.HostIP, HostPort: strconv.Itoa(int(r.HostPort))})
+	}
+	return m
 }
 
 type inspectMount struct {
@@ -382,8 +427,13 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		HostConfig: inspectHost{
 			AutoRemove: v("AutoRemove"), Privileged: v("Privileged"), ReadonlyRootfs: v("ReadOnly"),
 			NoNewPrivileges: v("NoNewPrivileges"), Seccomp: v("Seccomp"),
+			NetworkMode: v("NetworkMode"), PortBindings: portMap(containerPorts(p)),
 		},
-		Mounts: []inspectMount{},
+		Mounts:  []inspectMount{},
+		Network: inspectNetwork{IPAddress: v("IPAddress"), Ports: portMap(containerPorts(p))},
+	}
+	if ip, _ := v("IPAddress").(string); ip != "" {
+		out.Network.Gateway, out.Network.IPPrefixLen = "10.0.2.2", 24
 	}
 	if len(cmd) > 0 {
 		out.Path, out.Args = cmd[0], cmd[1:]
@@ -397,4 +447,59 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		}
 	}
 	return out
+}
+
+func portCmd(e *env, args []string) int {
+	fs := e.flags("port")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		e.errorf("\"pelagos port\" requires 1 or 2 arguments: pelagos port CONTAINER [PRIVATE_PORT[/PROTO]]")
+		return exitFailure
+	}
+	want, wantProto := "", ""
+	if fs.NArg() == 2 {
+		want, wantProto, _ = strings.Cut(fs.Arg(1), "/")
+		if _, err := strconv.ParseUint(want, 10, 16); err != nil || (wantProto != "" && wantProto != "tcp" && wantProto != "udp") {
+			e.errorf("%q: give a container port as PORT or PORT/tcp or PORT/udp", fs.Arg(1))
+			return exitFailure
+		}
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetContainer(e.ctx, fs.Arg(0))
+	var p map[string]godbus.Variant
+	if err == nil {
+		p, err = c.Properties(e.ctx, path, pdbus.ContainerIface)
+	}
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	found := false
+	for _, r := range containerPorts(p) {
+		if want != "" && (strconv.Itoa(int(r.CtrPort)) != want || wantProto != "" && wantProto != r.Proto) {
+			continue
+		}
+		found = true
+		ip := r.HostIP
+		if ip == "" {
+			ip = "0.0.0.0"
+		}
+		host := net.JoinHostPort(ip, strconv.Itoa(int(r.HostPort)))
+		if want != "" {
+			fmt.Fprintln(e.stdout, host)
+		} else {
+			fmt.Fprintf(e.stdout, "%d/%s -> %s\n", r.CtrPort, r.Proto, host)
+		}
+	}
+	if want != "" && !found {
+		e.errorf("no public port %s published for %s", fs.Arg(1), fs.Arg(0))
+		return exitFailure
+	}
+	return exitOK
 }

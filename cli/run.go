@@ -29,6 +29,13 @@ type runOptions struct {
 	entrypoint  string
 	sigProxy    bool
 	network     string
+	publish     []string
+	dns         []string
+	dnsSearch   []string
+	dnsOption   []string
+	addHost     []string
+	macAddress  string
+	ip          string
 	capAdd      []string
 	capDrop     []string
 	securityOpt []string
@@ -68,7 +75,15 @@ func runCmd(e *env, args []string) int {
 	fs.StringVarP(&o.hostname, "hostname", "h", "", "container hostname (default: its name)")
 	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
-	fs.StringVar(&o.network, "network", "none", "network mode: none (loopback only) — the only mode in this version")
+	fs.StringVar(&o.network, "network", "", "pasta[:OPTIONS] (default), none, host, container:NAME")
+	fs.StringVar(&o.network, "net", "", "same as --network")
+	fs.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [[HOSTIP:][HOSTPORT]:]CTRPORT[/tcp|udp|both]")
+	fs.StringArrayVar(&o.dns, "dns", nil, "DNS server for the container's resolv.conf")
+	fs.StringArrayVar(&o.dnsSearch, "dns-search", nil, "DNS search domain (. for none)")
+	fs.StringArrayVar(&o.dnsOption, "dns-option", nil, "resolv.conf option, e.g. ndots:2")
+	fs.StringArrayVar(&o.addHost, "add-host", nil, "add NAME:IP to the container's /etc/hosts")
+	fs.StringVar(&o.macAddress, "mac-address", "", "not available rootless (pasta cannot set it)")
+	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
 	fs.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (CHOWN, ..., ALL)")
 	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|unconfined|PROFILE.json, label=disable")
@@ -98,12 +113,6 @@ func runCmd(e *env, args []string) int {
 		e.errorf("\"pelagos run\" requires at least 1 argument: pelagos run [OPTIONS] IMAGE [COMMAND [ARG...]]")
 		return exitFailure
 	}
-	switch o.network {
-	case "none", "loopback":
-	default:
-		e.errorf("--network %s: this version of pelagos runs containers with loopback only; use --network none", o.network)
-		return exitFailure
-	}
 	if o.detach && o.rm && o.interactive {
 		e.errorf("--detach and --interactive cannot be combined")
 		return exitFailure
@@ -121,6 +130,8 @@ func runCmd(e *env, args []string) int {
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
+		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
+		AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.
@@ -157,6 +168,7 @@ func runCmd(e *env, args []string) int {
 		e.callErr(err)
 		return exitFailure
 	}
+	e.printWarnings(c, path)
 	if o.detach {
 		if err := c.Start(e.ctx, path); err != nil {
 			e.callErr(err)
@@ -271,4 +283,17 @@ func buildEnv(files, flags []string, lookup func(string) (string, bool)) ([]stri
 		}
 	}
 	return out, nil
+}
+
+// printWarnings shows what the service noted about how the container
+// will run (loopback only because pasta cannot run, ...).
+func (e *env) printWarnings(c *pdbus.Client, path godbus.ObjectPath) {
+	v, err := c.Property(e.ctx, path, pdbus.ContainerIface, "Warnings")
+	if err != nil {
+		return
+	}
+	ws, _ := v.Value().([]string)
+	for _, w := range ws {
+		fmt.Fprintf(e.stderr, "WARN[0000] %s\n", w)
+	}
 }

@@ -49,8 +49,10 @@ func runInit(status *os.File) (int, error) {
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 		return ExitSetupFailed, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
 	}
-	if err := bringUpLoopback(); err != nil {
-		return ExitSetupFailed, err
+	if spec.NetNS == "" {
+		if err := bringUpLoopback(); err != nil {
+			return ExitSetupFailed, err
+		}
 	}
 	var tty *os.File
 	if spec.Terminal {

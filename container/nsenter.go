@@ -18,7 +18,23 @@ package container
 // start and does nothing unless _PELAGOS_NSENTER names a container's
 // first process (set only by Exec). Failures are reported as JSON on
 // fd 4, Exec's status pipe.
+// A new container that shares another's network namespace joins it here
+// too, for the same reason: _PELAGOS_JOIN_NETNS names the descriptor.
+static void pelagos_join_netns(void) {
+	const char *fd = getenv("_PELAGOS_JOIN_NETNS");
+	if (fd == NULL || *fd == '\0')
+		return;
+	int n = atoi(fd);
+	if (n < 3 || setns(n, CLONE_NEWNET) < 0) {
+		dprintf(4, "{\"stage\":\"error\",\"error\":\"join the network namespace of the other container: %s\",\"code\":125}\n", strerror(errno));
+		_exit(125);
+	}
+	close(n);
+	unsetenv("_PELAGOS_JOIN_NETNS");
+}
+
 __attribute__((constructor)) static void pelagos_nsenter(void) {
+	pelagos_join_netns();
 	const char *pid = getenv("_PELAGOS_NSENTER");
 	if (pid == NULL || *pid == '\0')
 		return;

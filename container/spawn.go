@@ -87,10 +87,25 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 		defer child.Close()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
 	}
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
+	switch spec.NetNS {
+	case "":
+		flags |= unix.CLONE_NEWNET
+	case NetNSHost:
+	default:
+		// Joined by the C constructor before the Go runtime starts:
+		// setns of a network namespace applies to one thread only.
+		ns, err := os.Open(spec.NetNS)
+		if err != nil {
+			return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("open network namespace %s: %v", spec.NetNS, err)}
+		}
+		defer ns.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ns)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("_PELAGOS_JOIN_NETNS=%d", 2+len(cmd.ExtraFiles)))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
-			unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP | unix.CLONE_NEWNET,
-		Setsid: true,
+		Cloneflags: flags,
+		Setsid:     true,
 		// The child must not outlive a service crash during setup; it
 		// clears this right before it executes the command, so that a
 		// running container survives a restart of the service.

@@ -66,7 +66,14 @@ type Spec struct {
 	// Init keeps a minimal init as PID 1 that forwards signals to the
 	// command and reaps orphaned processes (--init).
 	Init bool `json:"init,omitempty"`
+	// NetNS is "" for a new network namespace, NetNSHost to share the
+	// service's, or the path of a namespace to join (another
+	// container's /proc/PID/ns/net).
+	NetNS string `json:"netns,omitempty"`
 }
+
+// NetNSHost in Spec.NetNS shares the service's network namespace.
+const NetNSHost = "host"
 
 // Mount is one bind or tmpfs mount into the container.
 type Mount struct {

@@ -207,6 +207,13 @@ func (c *Client) RemoveImage(ctx context.Context, nameOrID string, force bool) (
 	return removed, err
 }
 
+// Property reads one property of an object.
+func (c *Client) Property(ctx context.Context, path godbus.ObjectPath, iface, name string) (godbus.Variant, error) {
+	var v godbus.Variant
+	err := c.call(ctx, c.conn.Object(BusName, path), PropertiesIface, "Get", []any{iface, name}, &v)
+	return v, err
+}
+
 // Properties returns every property of iface on the object at path.
 func (c *Client) Properties(ctx context.Context, path godbus.ObjectPath, iface string) (map[string]godbus.Variant, error) {
 	var props map[string]godbus.Variant

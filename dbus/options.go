@@ -50,6 +50,17 @@ type ContainerConfig struct {
 	Restart string
 	// Init runs a minimal init as PID 1 (--init).
 	Init bool
+	// Network is the --network mode; Publish are -p specs; DNS,
+	// DNSSearch, DNSOptions and AddHosts shape resolv.conf and hosts.
+	// MacAddress and IP are refused rootless, with the reason.
+	Network    string
+	Publish    []string
+	DNS        []string
+	DNSSearch  []string
+	DNSOptions []string
+	AddHosts   []string
+	MacAddress string
+	IP         string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -106,6 +117,14 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	if c.Init {
 		m["Init"] = godbus.MakeVariant(true)
 	}
+	putString(m, "Network", c.Network)
+	putStrings(m, "Publish", c.Publish)
+	putStrings(m, "DNS", c.DNS)
+	putStrings(m, "DNSSearch", c.DNSSearch)
+	putStrings(m, "DNSOptions", c.DNSOptions)
+	putStrings(m, "AddHosts", c.AddHosts)
+	putString(m, "MacAddress", c.MacAddress)
+	putString(m, "IP", c.IP)
 	return m
 }
 
@@ -234,6 +253,14 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("Cgroups", &c.Cgroups)
 	d.str("Restart", &c.Restart)
 	d.boolean("Init", &c.Init)
+	d.str("Network", &c.Network)
+	d.strs("Publish", &c.Publish)
+	d.strs("DNS", &c.DNS)
+	d.strs("DNSSearch", &c.DNSSearch)
+	d.strs("DNSOptions", &c.DNSOptions)
+	d.strs("AddHosts", &c.AddHosts)
+	d.str("MacAddress", &c.MacAddress)
+	d.str("IP", &c.IP)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

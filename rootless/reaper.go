@@ -40,6 +40,21 @@ func ReadExitRecord(dir string, pid int, start uint64) (code int, at time.Time, 
 	return code, at, true
 }
 
+// ReadExitRecordWithin waits up to patience for the exit record of a
+// process and returns its code; the record is removed.
+func ReadExitRecordWithin(dir string, pid int, start uint64, patience time.Duration) (int, bool) {
+	deadline := time.Now().Add(patience)
+	for {
+		if code, _, ok := ReadExitRecord(dir, pid, start); ok {
+			return code, true
+		}
+		if time.Now().After(deadline) {
+			return 0, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // reapOrphans runs in the outer process once the service has ended. The
 // outer process is a child subreaper, so containers the service left
 // running became its children; it waits for each, records its exit code

@@ -9,6 +9,13 @@ need_root
 need_go
 install_packages
 ensure_machine_id
+# pasta needs /dev/net/tun. Desktops ship it 0666; some servers (this
+# one) ship 0600. Open it up for the test run only, and put it back.
+tun_mode=$(stat -c %a /dev/net/tun 2>/dev/null || echo "")
+if [ -n "$tun_mode" ] && [ "$tun_mode" != 666 ]; then
+	chmod 0666 /dev/net/tun
+	trap 'chmod "$tun_mode" /dev/net/tun' EXIT
+fi
 
 cd "$PELAGOS_ROOT"
 echo "== gofmt"
@@ -18,7 +25,7 @@ echo "== go vet"
 go vet ./...
 unit=$(mktemp /tmp/pelagos-unit.XXXXXX)
 integ=$(mktemp /tmp/pelagos-integration.XXXXXX)
-trap 'rm -f "$unit" "$integ"' EXIT
+trap 'rm -f "$unit" "$integ"; [ -z "$tun_mode" ] || chmod "$tun_mode" /dev/net/tun' EXIT
 set +e
 echo "== unit tests (race detector)"
 go test -race -count=1 -v $(go list ./... | grep -v /tests$) >"$unit" 2>&1

@@ -85,6 +85,10 @@ func (c *ctr) export() error {
 		"ReadOnly":        constProp(r.Security.ReadonlyRootfs),
 		"NoNewPrivileges": constProp(r.Security.NoNewPrivileges),
 		"Seccomp":         constProp(r.Security.Seccomp),
+		"NetworkMode":     constProp(r.Network.Mode.String()),
+		"IPAddress":       constProp(r.Network.ipAddress()),
+		"Ports":           constProp(portRows(r.Network.Ports)),
+		"Warnings":        constProp(r.warnings()),
 	}
 	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
 	if err != nil {
@@ -134,6 +138,7 @@ func (c *ctr) recover() {
 	code, at := c.foreignExit(r.Pid, r.PidStart, 0)
 	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, code, 0, at
 	c.releaseForeignCgroup()
+	c.stopNetwork()
 	if err := r.save(c.dir); err != nil {
 		c.m.log.Error("save container state", "id", r.ID, "err", err)
 	}
@@ -184,6 +189,7 @@ func (c *ctr) watchForeign(pid int, start uint64) {
 	c.mu.Lock()
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, at
 	c.releaseForeignCgroup()
+	c.stopNetwork()
 	c.publishLocked()
 	close(c.done)
 	autoRemove := c.rec.AutoRemove
@@ -203,6 +209,10 @@ func (c *ctr) watchForeign(pid int, start uint64) {
 // *os.File would close it when garbage-collected, while reap closes it
 // too — and a double close can hit a descriptor the image store reuses.
 func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSize) (int, error) {
+	netns, netTarget, err := c.networkNamespace()
+	if err != nil {
+		return -1, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.removed {
@@ -216,7 +226,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	if err != nil {
 		return -1, err
 	}
-	files, err := c.writeEtcFiles()
+	files, err := c.writeEtcFiles(netTarget)
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		return -1, err
@@ -243,8 +253,12 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.m.store.UnmountLayer(c.rec.ID)
 		return -1, err
 	}
+	spec.NetNS = netns
 	done := make(chan struct{})
 	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
+		if err := c.startPasta(ctx, pid); err != nil {
+			return err
+		}
 		if !c.rec.Resources.Empty() {
 			dir, err := c.m.cgroups.apply(c.rec.ID, c.rec.Resources, pid)
 			if err != nil {
@@ -263,6 +277,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.m.store.UnmountLayer(c.rec.ID)
 		container.RemoveCgroup(c.rec.CgroupDir)
 		c.rec.CgroupDir = ""
+		c.stopNetwork()
 		code, msg := container.ExitSetupFailed, err.Error()
 		var se *container.StartError
 		if errors.As(err, &se) {
@@ -327,6 +342,10 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 		c.m.log.Warn("remove cgroup", "id", c.rec.ID, "err", err)
 	}
 	c.rec.CgroupDir = ""
+	c.stopNetwork()
+	if err := c.rec.save(c.dir); err != nil {
+		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
+	}
 	c.mu.Unlock()
 	if c.shouldRestart(code) {
 		go c.restartLater()
@@ -411,17 +430,21 @@ func (c *ctr) kill(sig unix.Signal) error {
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf into its directory and returns what to mount where.
-func (c *ctr) writeEtcFiles() (map[string]string, error) {
-	h := c.rec.Hostname
-	hosts := "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + h + "\n"
-	resolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		resolv = nil
+// A container in another's network namespace shares its hosts and DNS.
+func (c *ctr) writeEtcFiles(netTarget *ctr) (map[string]string, error) {
+	hosts, resolv := []byte(c.etcHosts()), c.resolvConf()
+	if netTarget != nil {
+		if b, err := os.ReadFile(filepath.Join(netTarget.dir, "hosts")); err == nil {
+			hosts = b
+		}
+		if b, err := os.ReadFile(filepath.Join(netTarget.dir, "resolv.conf")); err == nil {
+			resolv = b
+		}
 	}
 	files := map[string]string{}
 	for name, content := range map[string][]byte{
-		"hosts":       []byte(hosts),
-		"hostname":    []byte(h + "\n"),
+		"hosts":       hosts,
+		"hostname":    []byte(c.rec.Hostname + "\n"),
 		"resolv.conf": resolv,
 	} {
 		p := filepath.Join(c.dir, name)

@@ -60,6 +60,10 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	netcfg, err := m.parseNetwork(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if restart.Name != "no" && cfg.AutoRemove {
 		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--restart %s and --rm conflict: a removed container cannot be restarted", cfg.Restart)
 	}
@@ -148,6 +152,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
+		Network: netcfg,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {
@@ -234,6 +239,7 @@ func (m *Manager) removeContainer(c *ctr, force bool) error {
 	}
 	c.removed = true
 	id := c.rec.ID
+	c.stopNetwork()
 	c.mu.Unlock()
 
 	m.mu.Lock()

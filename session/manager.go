@@ -35,6 +35,9 @@ type Manager struct {
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
 	jobs    jobs
+	// pastaVersion is asked of pasta once, when first needed.
+	pastaVersionOnce sync.Once
+	pastaVersion     string
 	cgroups cgroups
 
 	mu         sync.Mutex
@@ -70,6 +73,7 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 	if err := m.loadContainers(); err != nil {
 		return nil, err
 	}
+	m.sweepNetDirs()
 	if err := m.syncImages(); err != nil {
 		return nil, err
 	}

@@ -33,8 +33,10 @@ type record struct {
 	Restart    restartPolicy       `json:"restart"`
 	// RestartCount counts the policy's restarts; StoppedByUser keeps a
 	// container the user stopped from being restarted by its policy.
-	RestartCount  int  `json:"restartCount"`
-	StoppedByUser bool `json:"stoppedByUser"`
+	RestartCount  int        `json:"restartCount"`
+	StoppedByUser bool       `json:"stoppedByUser"`
+	Network       netConfig  `json:"network"`
+	Pasta         pastaState `json:"pasta"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

@@ -242,6 +242,13 @@ func startSession(u *testUser, tag string) (*userSession, error) {
 
 // startSessionExec starts a session whose activation file runs execLine.
 func startSessionExec(u *testUser, tag, execLine string) (*userSession, error) {
+	return startSessionWith(u, tag, execLine, "")
+}
+
+// startSessionWith starts a session; with resolv set, the bus and the
+// service run in a mount namespace of their own where that file is
+// /etc/resolv.conf (the host's stays as it is).
+func startSessionWith(u *testUser, tag, execLine, resolv string) (*userSession, error) {
 	s := &userSession{u: u, runtimeDir: fmt.Sprintf("/run/user/%d", u.UID)}
 	// A clean slate: no service, no data of an earlier run.
 	killUserProcesses(u.UID)
@@ -290,9 +297,15 @@ func startSessionExec(u *testUser, tag, execLine string) (*userSession, error) {
 		return nil, err
 	}
 	s.bus = exec.Command("dbus-daemon", "--config-file="+confFile, "--nofork", "--nopidfile")
+	s.bus.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred(), Setpgid: true}
+	if resolv != "" {
+		script := fmt.Sprintf("mount --bind %s /etc/resolv.conf && exec setpriv --reuid=%d --regid=%d --clear-groups dbus-daemon --config-file=%s --nofork --nopidfile",
+			resolv, u.UID, u.GID, confFile)
+		s.bus = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+		s.bus.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	s.bus.Env = s.env()
 	s.bus.Stdout, s.bus.Stderr = logf, logf
-	s.bus.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred(), Setpgid: true}
 	if err := s.bus.Start(); err != nil {
 		return nil, fmt.Errorf("start session bus: %w", err)
 	}

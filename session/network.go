@@ -1,0 +1,328 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/container"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+	"github.com/pelagos-containers/pelagos/network"
+	"github.com/pelagos-containers/pelagos/rootless"
+)
+
+// netConfig is a container's network as created.
+type netConfig struct {
+	Mode       network.Mode          `json:"mode"`
+	Ports      []network.PortMapping `json:"ports,omitempty"`
+	DNS        []string              `json:"dns,omitempty"`
+	DNSSearch  []string              `json:"dnsSearch,omitempty"`
+	DNSOptions []string              `json:"dnsOptions,omitempty"`
+	// Hosts are extra /etc/hosts lines (--add-host).
+	Hosts []string `json:"hosts,omitempty"`
+	// Warning says why the container got loopback only instead of pasta.
+	Warning string `json:"warning,omitempty"`
+}
+
+// pastaState is the pasta serving a running container, kept in the
+// record so that a restarted service can still stop it.
+type pastaState struct {
+	Pid   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+}
+
+// parseNetwork checks the network options of a new container and
+// chooses the host ports left open.
+func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
+	invalid := func(err error) error { return pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err) }
+	mode, err := network.ParseMode(cfg.Network)
+	if err != nil {
+		return netConfig{}, invalid(err)
+	}
+	if cfg.MacAddress != "" {
+		return netConfig{}, invalid(fmt.Errorf("%w: --mac-address: rootless pasta networking cannot set the MAC address; use root networking", network.ErrInvalid))
+	}
+	if cfg.IP != "" {
+		return netConfig{}, invalid(fmt.Errorf("%w: --ip: with pasta every container has %s; a chosen address needs root networking", network.ErrInvalid, network.ContainerIP))
+	}
+	nc := netConfig{Mode: mode, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions}
+	if err := network.CheckDNS(cfg.DNS, cfg.DNSSearch, cfg.DNSOptions); err != nil {
+		return netConfig{}, invalid(err)
+	}
+	for _, h := range cfg.AddHosts {
+		line, err := network.ParseAddHost(h)
+		if err != nil {
+			return netConfig{}, invalid(err)
+		}
+		nc.Hosts = append(nc.Hosts, line)
+	}
+	for _, p := range cfg.Publish {
+		ports, err := network.ParsePublish(p)
+		if err != nil {
+			return netConfig{}, invalid(err)
+		}
+		nc.Ports = append(nc.Ports, ports...)
+	}
+	if len(nc.Ports) > 0 && mode.Kind != network.Pasta {
+		return netConfig{}, invalid(fmt.Errorf("%w: -p publishes ports of the pasta network (the default), not of --network %s", network.ErrInvalid, mode))
+	}
+	if mode.Kind == network.Pasta {
+		if why := network.Unavailable(); why != nil {
+			if len(nc.Ports) > 0 {
+				return netConfig{}, pdbus.Errorf(pdbus.ErrInvalidArgument, "cannot publish ports: %v", why)
+			}
+			nc.Mode, nc.Warning = network.Mode{Kind: network.None}, why.Error()
+			m.log.Warn("no pasta networking", "why", why)
+		}
+	}
+	if err := network.PrepareHostPorts(nc.Ports); err != nil {
+		return netConfig{}, invalid(err)
+	}
+	if nc.Mode.Kind == network.Pasta && len(nc.Ports) > 0 {
+		m.pastaVersionOnce.Do(func() { m.pastaVersion = network.PastaVersion() })
+		if err := network.CheckUDPRemap(nc.Ports, m.pastaVersion); err != nil {
+			return netConfig{}, invalid(err)
+		}
+	}
+	return nc, nil
+}
+
+// netDir holds a running container's network namespace handle and
+// pasta's pid file; it goes with the container's run.
+func (c *ctr) netDir() string { return filepath.Join(c.m.paths.Runtime, "net", c.rec.ID) }
+
+// networkNamespace says how the container's init gets its network
+// namespace: "" for a new one, container.NetNSHost, or the namespace of
+// the running container it shares (returned too). Call without c.mu:
+// it looks other containers up.
+func (c *ctr) networkNamespace() (string, *ctr, error) {
+	mode := c.rec.Network.Mode // fixed at create
+	switch mode.Kind {
+	case network.Host:
+		return container.NetNSHost, nil, nil
+	case network.Container:
+		target, err := c.m.lookup(mode.Target)
+		if err != nil {
+			return "", nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--network container:%s: %v", mode.Target, err)
+		}
+		if target == c {
+			return "", nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--network container:%s names the container itself", mode.Target)
+		}
+		target.mu.Lock()
+		pid, start, running := target.rec.Pid, target.rec.PidStart, target.rec.State == pdbus.StateRunning
+		target.mu.Unlock()
+		if !running || pid == 0 || processStartTime(pid) != start {
+			return "", nil, pdbus.Errorf(pdbus.ErrContainerNotRunning, "--network container:%s: that container is not running: start it first", mode.Target)
+		}
+		return fmt.Sprintf("/proc/%d/ns/net", pid), target, nil
+	}
+	return "", nil, nil
+}
+
+// startPasta connects the new network namespace of the container's
+// first process (pid) with pasta. Call with c.mu held.
+func (c *ctr) startPasta(ctx context.Context, pid int) error {
+	if c.rec.Network.Mode.Kind != network.Pasta {
+		return nil
+	}
+	dir := c.netDir()
+	os.RemoveAll(dir) // what a crashed run may have left
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	nsFile := filepath.Join(dir, "netns")
+	fail := func(err error) error {
+		network.ReleaseNetNS(nsFile)
+		os.RemoveAll(dir)
+		return &container.StartError{Code: container.ExitSetupFailed, Msg: err.Error()}
+	}
+	if err := network.CheckPortsFree(c.rec.Network.Ports); err != nil {
+		return fail(err)
+	}
+	if err := network.BindNetNS(pid, nsFile); err != nil {
+		return fail(err)
+	}
+	ppid, err := network.StartPasta(ctx, network.PastaConfig{
+		NetNS: nsFile, PidFile: filepath.Join(dir, "pasta.pid"),
+		Ports: c.rec.Network.Ports, Mode: c.rec.Network.Mode,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	c.rec.Pasta = pastaState{Pid: ppid, Start: processStartTime(ppid)}
+	// pasta went to the background: as a child subreaper the service
+	// inherited it, and reaps it here when it ends.
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(ppid, &ws, 0, nil); !errors.Is(err, unix.EINTR) {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// stopNetwork ends the container's pasta and removes its files, on every
+// path a run ends: exit, kill, removal, or a restart of the service that
+// finds the container gone. Call with c.mu held or before sharing c.
+func (c *ctr) stopNetwork() {
+	dir := c.netDir()
+	// pasta watches the handle's directory and quits when it goes.
+	if err := network.ReleaseNetNS(filepath.Join(dir, "netns")); err != nil {
+		c.m.log.Warn("release network namespace", "id", c.rec.ID, "err", err)
+	}
+	if p := c.rec.Pasta; p.Pid > 0 {
+		stopProcess(p.Pid, p.Start)
+		// A pasta of an earlier service run was reaped by that run's
+		// outer process, which records every exit: drop the record.
+		go rootless.ReadExitRecordWithin(c.m.paths.Exits(), p.Pid, p.Start, 3*time.Second)
+	}
+	os.RemoveAll(dir)
+	c.rec.Pasta = pastaState{}
+}
+
+// stopProcess ends pid if it is still the process that started at start
+// and is pasta: SIGTERM, then SIGKILL after a second.
+func stopProcess(pid int, start uint64) {
+	alive := func() bool { return start != 0 && processStartTime(pid) == start && network.IsPasta(pid) }
+	if !alive() {
+		return
+	}
+	unix.Kill(pid, unix.SIGTERM)
+	for i := 0; i < 50 && alive(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive() {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// sweepNetDirs removes network handles of containers that no longer
+// exist (a crash between removal and cleanup).
+func (m *Manager) sweepNetDirs() {
+	entries, _ := os.ReadDir(filepath.Join(m.paths.Runtime, "net"))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range entries {
+		if _, ok := m.containers[e.Name()]; !ok {
+			p := filepath.Join(m.paths.Runtime, "net", e.Name())
+			network.ReleaseNetNS(filepath.Join(p, "netns"))
+			os.RemoveAll(p)
+		}
+	}
+}
+
+// etcHosts is the container's /etc/hosts.
+func (c *ctr) etcHosts() string {
+	n := c.rec.Network
+	h := c.rec.Hostname
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	switch n.Mode.Kind {
+	case network.Pasta:
+		fmt.Fprintf(&b, "%s\t%s\n", network.ContainerIP, h)
+		hostIP := network.HostAddress()
+		if n.Mode.HostLoopback {
+			hostIP = network.Gateway
+		}
+		if hostIP != "" {
+			fmt.Fprintf(&b, "%s\thost.containers.internal host.docker.internal\n", hostIP)
+		}
+	default:
+		fmt.Fprintf(&b, "127.0.1.1\t%s\n", h)
+	}
+	for _, l := range n.Hosts {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// resolvConf is the container's /etc/resolv.conf: pasta's DNS forwarder
+// (or --dns servers), the host's search domains unless --dns-search.
+func (c *ctr) resolvConf() []byte {
+	n := c.rec.Network
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var servers, search, options []string
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			servers = append(servers, f[1])
+		case "search", "domain":
+			search = append(search, f[1:]...)
+		case "options":
+			options = append(options, f[1:]...)
+		}
+	}
+	if n.Mode.Kind == network.Pasta {
+		servers = []string{network.DNSForwarder}
+	}
+	if len(n.DNS) > 0 {
+		servers = n.DNS
+	}
+	if len(n.DNSSearch) > 0 {
+		search = n.DNSSearch
+		if len(search) == 1 && search[0] == "." {
+			search = nil
+		}
+	}
+	if len(n.DNSOptions) > 0 {
+		options = n.DNSOptions
+	}
+	var b strings.Builder
+	if len(search) > 0 {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	for _, s := range servers {
+		b.WriteString("nameserver " + s + "\n")
+	}
+	if len(options) > 0 {
+		b.WriteString("options " + strings.Join(options, " ") + "\n")
+	}
+	return []byte(b.String())
+}
+
+// portRows are the published ports for the bus: (host ip, host port,
+// container port, protocol).
+type portRow struct {
+	HostIP   string
+	HostPort uint16
+	CtrPort  uint16
+	Proto    string
+}
+
+func portRows(ps []network.PortMapping) []portRow {
+	rows := make([]portRow, 0, len(ps))
+	for _, p := range ps {
+		rows = append(rows, portRow{p.HostIP, p.HostPort, p.CtrPort, p.Proto})
+	}
+	return rows
+}
+
+// ipAddress is the container's address on its network, "" without one.
+func (n netConfig) ipAddress() string {
+	if n.Mode.Kind == network.Pasta {
+		return network.ContainerIP
+	}
+	return ""
+}
+
+// warnings are what the user should know about how the container will
+// run, shown once by the CLI after creating it.
+func (r *record) warnings() []string {
+	w := []string{}
+	if r.Network.Warning != "" {
+		w = append(w, r.Network.Warning)
+	}
+	return w
+}
