@@ -38,7 +38,7 @@ type Manager struct {
 	// pastaVersion is asked of pasta once, when first needed.
 	pastaVersionOnce sync.Once
 	pastaVersion     string
-	cgroups cgroups
+	cgroups          cgroups
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by id
