@@ -35,6 +35,9 @@ type ctr struct {
 	// gets the terminal first and asks for the code afterwards.
 	collected     chan struct{}
 	collectedOnce sync.Once
+	// pastaExited is closed once the pasta this service started for
+	// the current run has been reaped.
+	pastaExited chan struct{}
 	// replyFD is the copy of the terminal master that travels in the
 	// StartWithTerminal reply. godbus sends it after the method returns,
 	// so it may be closed only once the client has moved on (collected).

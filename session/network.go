@@ -158,7 +158,10 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 	c.rec.Pasta = pastaState{Pid: ppid, Start: processStartTime(ppid)}
 	// pasta went to the background: as a child subreaper the service
 	// inherited it, and reaps it here when it ends.
+	exited := make(chan struct{})
+	c.pastaExited = exited
 	go func() {
+		defer close(exited)
 		var ws unix.WaitStatus
 		for {
 			if _, err := unix.Wait4(ppid, &ws, 0, nil); !errors.Is(err, unix.EINTR) {
@@ -180,10 +183,20 @@ func (c *ctr) stopNetwork() {
 	}
 	if p := c.rec.Pasta; p.Pid > 0 {
 		stopProcess(p.Pid, p.Start)
-		// A pasta of an earlier service run was reaped by that run's
-		// outer process, which records every exit: drop the record.
-		go rootless.ReadExitRecordWithin(c.m.paths.Exits(), p.Pid, p.Start, 3*time.Second)
+		if c.pastaExited != nil {
+			// Ours: gone only once reaped.
+			select {
+			case <-c.pastaExited:
+			case <-time.After(3 * time.Second):
+				c.m.log.Warn("pasta did not exit", "id", c.rec.ID, "pid", p.Pid)
+			}
+		} else {
+			// A pasta of an earlier service run was reaped by that
+			// run's outer process, which records every exit: drop it.
+			go rootless.ReadExitRecordWithin(c.m.paths.Exits(), p.Pid, p.Start, 3*time.Second)
+		}
 	}
+	c.pastaExited = nil
 	os.RemoveAll(dir)
 	c.rec.Pasta = pastaState{}
 }
