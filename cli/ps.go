@@ -22,6 +22,7 @@ type psRow struct {
 	Status    string `json:"Status"`
 	State     string `json:"State"`
 	ExitCode  int32  `json:"ExitCode"`
+	Ports     string `json:"Ports"`
 }
 
 func psCmd(e *env, args []string) int {
@@ -94,6 +95,7 @@ func psCmd(e *env, args []string) int {
 		out = append(out, psRow{
 			ID: shortID(r.ID, *noTrunc || *format == "json"), Names: r.Name, Image: r.Image, Command: cmd,
 			CreatedAt: ago(created, now), Created: created.Unix(), Status: status(r, now), State: r.State, ExitCode: r.ExitCode,
+			Ports: r.Ports,
 		})
 	}
 	switch {
@@ -113,7 +115,7 @@ func psCmd(e *env, args []string) int {
 		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
 		for _, r := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, "", r.Names)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, r.Ports, r.Names)
 		}
 		tw.Flush()
 	}

@@ -59,6 +59,7 @@ type containerRow struct {
 	ExitCode int32
 	Started  int64
 	Finished int64
+	Ports    string
 }
 
 // ListContainers implements the method of the same name.
@@ -82,6 +83,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 			Path: pdbus.ContainerPath(r.ID), ID: r.ID, Name: r.Name, Image: r.Image,
 			Command: shellJoin(r.Args), State: r.State, Created: r.CreatedAt.UnixMicro(), ExitCode: int32(r.ExitCode),
 			Started: int64(usec(r.StartedAt)), Finished: int64(usec(r.FinishedAt)),
+			Ports: portsText(r.Network.Ports),
 		})
 	}
 	return rows, nil

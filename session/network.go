@@ -339,3 +339,12 @@ func (r *record) warnings() []string {
 	}
 	return w
 }
+
+// portsText is the PORTS column of ps: 127.0.0.1:8080->80/tcp, ...
+func portsText(ps []network.PortMapping) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, ", ")
+}

@@ -93,6 +93,9 @@ func TestPublishedPorts(t *testing.T) {
 	if out := s.mustPelagos(t, "port", "web", "80/tcp"); out != fmt.Sprintf("127.0.0.1:%d\n", port) {
 		t.Fatalf("port web 80/tcp: %q", out)
 	}
+	if out := s.mustPelagos(t, "ps"); !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
+		t.Fatalf("ps lacks the published port:\n%s", out)
+	}
 	insp := s.mustPelagos(t, "inspect", "web")
 	for _, want := range []string{`"NetworkMode": "pasta"`, `"IPAddress": "10.0.2.100"`, fmt.Sprintf(`"HostPort": "%d"`, port), `"80/tcp"`} {
 		if !strings.Contains(insp, want) {
@@ -436,4 +439,28 @@ func TestPastaReleasedOnEveryPath(t *testing.T) {
 	}
 	s.mustPelagos(t, "rm", "-f", "survivor")
 	check("after the service was killed and the container removed")
+}
+
+// TestPastaUnavailableFallsBack: when pasta cannot open /dev/net/tun the
+// container runs with loopback only and the user is told why and how to
+// fix it; publishing a port is refused instead of silently dropped.
+func TestPastaUnavailableFallsBack(t *testing.T) {
+	needPasta(t)
+	s := S.main
+	withBusybox(t, s)
+	fi, err := os.Stat("/dev/net/tun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod("/dev/net/tun", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod("/dev/net/tun", fi.Mode().Perm())
+	res := s.pelagos(t, "run", "--rm", "localhost/busybox", "ls", "/sys/class/net")
+	if res.Code != 0 || res.Stdout != "lo\n" || !strings.Contains(res.Stderr, "WARN") || !strings.Contains(res.Stderr, "chmod 0666 /dev/net/tun") {
+		t.Fatalf("run without a usable tun device: %s", res)
+	}
+	if res := s.pelagos(t, "run", "--rm", "-p", "8080:80", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "/dev/net/tun") {
+		t.Fatalf("publishing without a usable tun device: %s", res)
+	}
 }
