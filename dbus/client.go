@@ -146,8 +146,8 @@ type ContainerSummary struct {
 	State    string
 	Created  int64 // µs since the epoch
 	ExitCode int32
-	Started  int64 // µs since the epoch, 0 when never started
-	Finished int64 // µs since the epoch, 0 when not finished
+	Started  int64  // µs since the epoch, 0 when never started
+	Finished int64  // µs since the epoch, 0 when not finished
 	Ports    string // published ports, "127.0.0.1:8080->80/tcp, ..."
 }
 
