@@ -39,12 +39,25 @@ type Process struct {
 	Terminal *os.File
 }
 
+// Hooks let the caller act at two moments of a start.
+type Hooks struct {
+	// AfterClone runs as soon as the child's namespaces exist, while it
+	// still prepares its root filesystem; it must not block (start slow
+	// work, such as networking, in the background and finish it in
+	// BeforeExec).
+	AfterClone func(pid int)
+	// BeforeExec runs once the child is ready, right before it executes
+	// the command — so the caller can record the container as running
+	// before the command can print a single byte. An error stops the
+	// start.
+	BeforeExec func(pid int) error
+}
+
 // Start creates the namespaces and the child, lets it prepare the root
-// filesystem, then calls beforeExec with the child's pid — so the caller
-// can record the container as running before the command can print a
-// single byte — and finally lets the child execute the command. It
-// returns once the command runs, or a *StartError when it could not.
-func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int) error) (*Process, error) {
+// filesystem, calls the hooks and finally lets the child execute the
+// command. It returns once the command runs, or a *StartError when it
+// could not.
+func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode container spec: %w", err)
@@ -119,6 +132,9 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 	statusW.Close()
 	goR.Close()
 	p := &Process{cmd: cmd, Pid: cmd.Process.Pid}
+	if hooks.AfterClone != nil {
+		hooks.AfterClone(p.Pid)
+	}
 
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
@@ -146,8 +162,10 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, beforeExec func(pid int
 			return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("receive terminal: %v", err)})
 		}
 	}
-	if err := beforeExec(p.Pid); err != nil {
-		return fail(err)
+	if hooks.BeforeExec != nil {
+		if err := hooks.BeforeExec(p.Pid); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := goW.Write([]byte{'g'}); err != nil {
 		return fail(&StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("release container: %v", err)})

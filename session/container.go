@@ -35,8 +35,10 @@ type ctr struct {
 	// gets the terminal first and asks for the code afterwards.
 	collected     chan struct{}
 	collectedOnce sync.Once
-	// pastaExited is closed once the pasta this service started for
-	// the current run has been reaped.
+	// pastaLaunch reports the outcome of a pasta start under way;
+	// pastaExited is closed once the pasta this service started for the
+	// current run has been reaped.
+	pastaLaunch chan error
 	pastaExited chan struct{}
 	// replyFD is the copy of the terminal master that travels in the
 	// StartWithTerminal reply. godbus sends it after the method returns,
@@ -258,8 +260,12 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	}
 	spec.NetNS = netns
 	done := make(chan struct{})
-	proc, err := container.Start(ctx, spec, stdio, func(pid int) error {
-		if err := c.startPasta(ctx, pid); err != nil {
+	hooks := container.Hooks{
+		// pasta comes up while the child prepares its root filesystem.
+		AfterClone: func(pid int) { c.launchPasta(ctx, pid) },
+	}
+	hooks.BeforeExec = func(pid int) error {
+		if err := c.joinPasta(); err != nil {
 			return err
 		}
 		if !c.rec.Resources.Empty() {
@@ -275,7 +281,8 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.done = done
 		c.publishLocked()
 		return nil
-	})
+	}
+	proc, err := container.Start(ctx, spec, stdio, hooks)
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		container.RemoveCgroup(c.rec.CgroupDir)

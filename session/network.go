@@ -125,12 +125,32 @@ func (c *ctr) networkNamespace() (string, *ctr, error) {
 	return "", nil, nil
 }
 
-// startPasta connects the new network namespace of the container's
-// first process (pid) with pasta. Call with c.mu held.
-func (c *ctr) startPasta(ctx context.Context, pid int) error {
+// launchPasta starts connecting the new network namespace of the
+// container's first process (pid) in the background, while the process
+// still prepares its root filesystem; joinPasta waits for it. Call both
+// with c.mu held (the background work touches only this run's fields,
+// and joinPasta orders it before anything else reads them).
+func (c *ctr) launchPasta(ctx context.Context, pid int) {
 	if c.rec.Network.Mode.Kind != network.Pasta {
+		return
+	}
+	done := make(chan error, 1)
+	c.pastaLaunch = done
+	go func() { done <- c.startPasta(ctx, pid) }()
+}
+
+// joinPasta waits for launchPasta and returns its outcome.
+func (c *ctr) joinPasta() error {
+	if c.pastaLaunch == nil {
 		return nil
 	}
+	err := <-c.pastaLaunch
+	c.pastaLaunch = nil
+	return err
+}
+
+// startPasta connects the network namespace of pid with pasta.
+func (c *ctr) startPasta(ctx context.Context, pid int) error {
 	dir := c.netDir()
 	os.RemoveAll(dir) // what a crashed run may have left
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -176,21 +196,31 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 // path a run ends: exit, kill, removal, or a restart of the service that
 // finds the container gone. Call with c.mu held or before sharing c.
 func (c *ctr) stopNetwork() {
+	c.joinPasta() // a start that failed early may still be launching it
 	dir := c.netDir()
 	// pasta watches the handle's directory and quits when it goes.
 	if err := network.ReleaseNetNS(filepath.Join(dir, "netns")); err != nil {
 		c.m.log.Warn("release network namespace", "id", c.rec.ID, "err", err)
 	}
 	if p := c.rec.Pasta; p.Pid > 0 {
-		stopProcess(p.Pid, p.Start)
-		if c.pastaExited != nil {
-			// Ours: gone only once reaped.
-			select {
-			case <-c.pastaExited:
-			case <-time.After(3 * time.Second):
-				c.m.log.Warn("pasta did not exit", "id", c.rec.ID, "pid", p.Pid)
+		if exited := c.pastaExited; exited != nil {
+			// Ours: tell it to go now rather than wait for it to notice
+			// the handle is gone. Its exit takes a while (pasta tears
+			// down large buffers), so it is reaped in the background;
+			// a run does not wait for it.
+			if processStartTime(p.Pid) == p.Start {
+				unix.Kill(p.Pid, unix.SIGTERM)
 			}
+			go func(id string, pid int) {
+				select {
+				case <-exited:
+				case <-time.After(2 * time.Second):
+					c.m.log.Warn("pasta did not exit on SIGTERM", "id", id, "pid", pid)
+					unix.Kill(pid, unix.SIGKILL)
+				}
+			}(c.rec.ID, p.Pid)
 		} else {
+			stopProcess(p.Pid, p.Start)
 			// A pasta of an earlier service run was reaped by that
 			// run's outer process, which records every exit: drop it.
 			go rootless.ReadExitRecordWithin(c.m.paths.Exits(), p.Pid, p.Start, 3*time.Second)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // snapshot counts what containers leave behind: mounts in the service's
@@ -62,7 +63,14 @@ func TestResourcesReleased(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		s.mustPelagos(t, "rm", "-f", fmt.Sprintf("bg%d", i))
 	}
+	// pasta is told to go when a run ends and finishes exiting in the
+	// background (it takes ~25 ms to tear down its buffers): allow it a
+	// moment.
 	after := takeSnapshot(t, s)
+	for deadline := time.Now().Add(3 * time.Second); after != before && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		after = takeSnapshot(t, s)
+	}
 	if after != before {
 		t.Fatalf("resources leaked: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
 	}
