@@ -346,6 +346,7 @@ type inspectConfig struct {
 	Env        any `json:"Env"`
 	Cmd        any `json:"Cmd"`
 	WorkingDir any `json:"WorkingDir"`
+	Labels     any `json:"Labels"`
 }
 
 type inspectHost struct {
@@ -423,7 +424,7 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		},
 		Image: v("ImageId"), ImageName: v("Image"), Name: v("Name"), LogPath: v("LogPath"),
 		BoundingCaps: v("Capabilities"),
-		Config:       inspectConfig{Hostname: v("Hostname"), User: v("User"), Env: v("Env"), Cmd: cmd, WorkingDir: v("WorkingDir")},
+		Config:       inspectConfig{Hostname: v("Hostname"), User: v("User"), Env: v("Env"), Cmd: cmd, WorkingDir: v("WorkingDir"), Labels: v("Labels")},
 		HostConfig: inspectHost{
 			AutoRemove: v("AutoRemove"), Privileged: v("Privileged"), ReadonlyRootfs: v("ReadOnly"),
 			NoNewPrivileges: v("NoNewPrivileges"), Seccomp: v("Seccomp"),

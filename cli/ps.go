@@ -13,16 +13,17 @@ import (
 
 // psRow is what `ps --format` templates see, podman's field names.
 type psRow struct {
-	ID        string `json:"Id"`
-	Names     string `json:"Names"`
-	Image     string `json:"Image"`
-	Command   string `json:"Command"`
-	CreatedAt string `json:"CreatedAt"`
-	Created   int64  `json:"Created"`
-	Status    string `json:"Status"`
-	State     string `json:"State"`
-	ExitCode  int32  `json:"ExitCode"`
-	Ports     string `json:"Ports"`
+	ID        string            `json:"Id"`
+	Names     string            `json:"Names"`
+	Image     string            `json:"Image"`
+	Command   string            `json:"Command"`
+	CreatedAt string            `json:"CreatedAt"`
+	Created   int64             `json:"Created"`
+	Status    string            `json:"Status"`
+	State     string            `json:"State"`
+	ExitCode  int32             `json:"ExitCode"`
+	Ports     string            `json:"Ports"`
+	Labels    map[string]string `json:"Labels"`
 }
 
 func psCmd(e *env, args []string) int {
@@ -33,7 +34,7 @@ func psCmd(e *env, args []string) int {
 	last := fs.IntP("last", "n", -1, "show the N most recently created containers (all states)")
 	latest := fs.BoolP("latest", "l", false, "show the most recently created container (all states)")
 	format := fs.String("format", "", "Go template over .ID .Names .Image .Command .CreatedAt .Status .State .ExitCode, or json")
-	filters := fs.StringArrayP("filter", "f", nil, "name=, id=, status=created|running|exited, ancestor=IMAGE")
+	filters := fs.StringArrayP("filter", "f", nil, "name=, id=, status=created|running|exited, ancestor=IMAGE, label=KEY[=VALUE]")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -46,7 +47,7 @@ func psCmd(e *env, args []string) int {
 		e.errorf("--format: %v", err)
 		return exitFailure
 	}
-	match, err := parseFilters(*filters, []string{"name", "id", "status", "ancestor"})
+	match, err := parseFilters(*filters, []string{"name", "id", "status", "ancestor", "label"})
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure
@@ -70,7 +71,8 @@ func psCmd(e *env, args []string) int {
 		if matchAny(match["name"], func(v string) bool { return strings.Contains(r.Name, v) }) &&
 			matchAny(match["id"], func(v string) bool { return strings.HasPrefix(r.ID, v) }) &&
 			matchAny(match["status"], func(v string) bool { return r.State == v }) &&
-			matchAny(match["ancestor"], func(v string) bool { return r.Image == v || strings.HasPrefix(r.Image, v+":") }) {
+			matchAny(match["ancestor"], func(v string) bool { return r.Image == v || strings.HasPrefix(r.Image, v+":") }) &&
+			matchAll(match["label"], func(v string) bool { return labelMatches(r.Labels, v) }) {
 			kept = append(kept, r)
 		}
 	}
@@ -95,7 +97,7 @@ func psCmd(e *env, args []string) int {
 		out = append(out, psRow{
 			ID: shortID(r.ID, *noTrunc || *format == "json"), Names: r.Name, Image: r.Image, Command: cmd,
 			CreatedAt: ago(created, now), Created: created.Unix(), Status: status(r, now), State: r.State, ExitCode: r.ExitCode,
-			Ports: r.Ports,
+			Ports: r.Ports, Labels: r.Labels,
 		})
 	}
 	switch {

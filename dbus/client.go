@@ -149,6 +149,7 @@ type ContainerSummary struct {
 	Started  int64  // µs since the epoch, 0 when never started
 	Finished int64  // µs since the epoch, 0 when not finished
 	Ports    string // published ports, "127.0.0.1:8080->80/tcp, ..."
+	Labels   map[string]string
 }
 
 // ListContainers lists running containers, or all with all.

@@ -61,6 +61,8 @@ type ContainerConfig struct {
 	AddHosts   []string
 	MacAddress string
 	IP         string
+	// Labels are KEY=VALUE metadata (-l/--label), added to the image's.
+	Labels []string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -125,6 +127,7 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putStrings(m, "AddHosts", c.AddHosts)
 	putString(m, "MacAddress", c.MacAddress)
 	putString(m, "IP", c.IP)
+	putStrings(m, "Labels", c.Labels)
 	return m
 }
 
@@ -261,6 +264,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.strs("AddHosts", &c.AddHosts)
 	d.str("MacAddress", &c.MacAddress)
 	d.str("IP", &c.IP)
+	d.strs("Labels", &c.Labels)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -60,6 +60,7 @@ type containerRow struct {
 	Started  int64
 	Finished int64
 	Ports    string
+	Labels   map[string]string
 }
 
 // ListContainers implements the method of the same name.
@@ -83,7 +84,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 			Path: pdbus.ContainerPath(r.ID), ID: r.ID, Name: r.Name, Image: r.Image,
 			Command: shellJoin(r.Args), State: r.State, Created: r.CreatedAt.UnixMicro(), ExitCode: int32(r.ExitCode),
 			Started: int64(usec(r.StartedAt)), Finished: int64(usec(r.FinishedAt)),
-			Ports: portsText(r.Network.Ports),
+			Ports: portsText(r.Network.Ports), Labels: nonNilMap(r.Labels),
 		})
 	}
 	return rows, nil
@@ -603,4 +604,11 @@ func checkClientPath(p string) error {
 		return pdbus.Errorf(pdbus.ErrInvalidArgument, "path %q is not absolute: pass the full path of the file", p)
 	}
 	return nil
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }

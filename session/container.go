@@ -94,6 +94,7 @@ func (c *ctr) export() error {
 		"IPAddress":       constProp(r.Network.ipAddress()),
 		"Ports":           constProp(portRows(r.Network.Ports)),
 		"Warnings":        constProp(r.warnings()),
+		"Labels":          constProp(nonNilMap(r.Labels)),
 	}
 	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
 	if err != nil {

@@ -64,6 +64,10 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	userLabels, err := parseLabels(cfg.Labels)
+	if err != nil {
+		return nil, err
+	}
 	if restart.Name != "no" && cfg.AutoRemove {
 		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--restart %s and --rm conflict: a removed container cannot be restarted", cfg.Restart)
 	}
@@ -152,7 +156,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
-		Network: netcfg,
+		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels),
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {
@@ -258,4 +262,36 @@ func (m *Manager) removeContainer(c *ctr, force bool) error {
 		return fmt.Errorf("remove container %s: %v", id, errs)
 	}
 	return nil
+}
+
+// parseLabels reads KEY=VALUE labels (a bare KEY has an empty value).
+func parseLabels(in []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, l := range in {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" || len(k) > 1024 || len(v) > 64<<10 || strings.ContainsAny(k, "\x00\n") || strings.ContainsRune(v, 0) {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "invalid label %q: use KEY=VALUE", truncateLabel(l))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func truncateLabel(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// mergeLabels overlays the user's labels on the image's.
+func mergeLabels(image, user map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range image {
+		out[k] = v
+	}
+	for k, v := range user {
+		out[k] = v
+	}
+	return out
 }

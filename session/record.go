@@ -33,10 +33,11 @@ type record struct {
 	Restart    restartPolicy       `json:"restart"`
 	// RestartCount counts the policy's restarts; StoppedByUser keeps a
 	// container the user stopped from being restarted by its policy.
-	RestartCount  int        `json:"restartCount"`
-	StoppedByUser bool       `json:"stoppedByUser"`
-	Network       netConfig  `json:"network"`
-	Pasta         pastaState `json:"pasta"`
+	RestartCount  int               `json:"restartCount"`
+	StoppedByUser bool              `json:"stoppedByUser"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Network       netConfig         `json:"network"`
+	Pasta         pastaState        `json:"pasta"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

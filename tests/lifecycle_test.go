@@ -230,3 +230,25 @@ func TestPsFormatFilterRenamePrune(t *testing.T) {
 		t.Fatalf("container prune must remove exited containers only: %q", out)
 	}
 }
+
+// TestLabels: -l sets labels; ps filters on them; inspect shows them.
+func TestLabels(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "labelled", "-l", "app=web", "--label", "tier", "localhost/busybox", "sleep", "30")
+	defer s.pelagos(t, "rm", "-f", "labelled")
+	s.mustPelagos(t, "run", "-d", "--name", "plain", "localhost/busybox", "sleep", "30")
+	defer s.pelagos(t, "rm", "-f", "plain")
+	for filter, want := range map[string]string{"label=app=web": "labelled\n", "label=tier": "labelled\n", "label=app=db": "", "label=app": "labelled\n"} {
+		if out := s.mustPelagos(t, "ps", "--filter", filter, "--format", "{{.Names}}"); out != want {
+			t.Errorf("ps --filter %s: %q, want %q", filter, out, want)
+		}
+	}
+	if out := s.mustPelagos(t, "inspect", "labelled"); !strings.Contains(out, `"app": "web"`) || !strings.Contains(out, `"tier": ""`) {
+		t.Errorf("inspect lacks the labels:\n%s", out)
+	}
+	if res := s.pelagos(t, "run", "--rm", "-l", "=x", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "label") {
+		t.Errorf("bad label: %s", res)
+	}
+}
