@@ -35,8 +35,11 @@ type Server struct {
 	root   godbus.ObjectPath
 	ifaces map[string]introspect.Interface
 
-	mu      sync.Mutex
-	objects map[godbus.ObjectPath]*Object
+	mu sync.Mutex
+	// exportMu serializes Conn.Export: godbus reads its object map
+	// without a lock while exporting, so two exports at once race.
+	exportMu sync.Mutex
+	objects  map[godbus.ObjectPath]*Object
 }
 
 // Object is one exported object with one pelagos interface.
@@ -95,6 +98,8 @@ func (s *Server) Export(path godbus.ObjectPath, iface string, methods any, props
 	if !ok {
 		return nil, fmt.Errorf("export %s: interface %s is not in the interface XML", path, iface)
 	}
+	s.exportMu.Lock()
+	defer s.exportMu.Unlock()
 	if err := s.conn.Export(methods, path, iface); err != nil {
 		return nil, fmt.Errorf("export %s: %w", path, err)
 	}
@@ -138,6 +143,8 @@ func (s *Server) Unexport(path godbus.ObjectPath) {
 	if !ok {
 		return
 	}
+	s.exportMu.Lock()
+	defer s.exportMu.Unlock()
 	s.conn.Export(nil, path, obj.Iface)
 	s.conn.Export(nil, path, PropertiesIface)
 	s.conn.Export(nil, path, "org.freedesktop.DBus.Introspectable")
@@ -147,6 +154,7 @@ func (s *Server) Unexport(path godbus.ObjectPath) {
 
 // refreshParents keeps `busctl tree` working: the intermediate nodes
 // (…/container, …/image) list their children in their introspection.
+// Call with exportMu held.
 func (s *Server) refreshParents() {
 	s.mu.Lock()
 	children := map[string][]introspect.Node{}
