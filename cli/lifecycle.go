@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/spf13/pflag"
 
+	"github.com/pelagos-containers/pelagos/ctrlog"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
@@ -164,12 +166,30 @@ func logsCmd(e *env, args []string) int {
 	fs := e.flags("logs")
 	follow := fs.BoolP("follow", "f", false, "keep printing output until the container stops")
 	tail := fs.Int("tail", -1, "print only the last N lines")
+	stamps := fs.BoolP("timestamps", "t", false, "show when each line was written")
+	since := fs.String("since", "", "only lines since a time (RFC 3339, Unix seconds) or a duration ago (10m)")
+	until := fs.String("until", "", "only lines before a time (RFC 3339, Unix seconds) or a duration ago (10m)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {
-		e.errorf("\"pelagos logs\" requires exactly 1 argument: pelagos logs [-f] [--tail N] CONTAINER")
+		e.errorf("\"pelagos logs\" requires exactly 1 argument: pelagos logs [-f] [-t] [--tail N] [--since T] [--until T] CONTAINER")
 		return exitFailure
+	}
+	now := time.Now()
+	var from, to time.Time
+	var err error
+	if *since != "" {
+		if from, err = parseLogTime(*since, now); err != nil {
+			e.errorf("--since: %v", err)
+			return exitFailure
+		}
+	}
+	if *until != "" {
+		if to, err = parseLogTime(*until, now); err != nil {
+			e.errorf("--until: %v", err)
+			return exitFailure
+		}
 	}
 	c, ok := e.client()
 	if !ok {
@@ -202,21 +222,79 @@ func logsCmd(e *env, args []string) int {
 			return exitFailure
 		}
 	}
+	w := logWriter{e: e, stamps: *stamps, from: from, to: to}
+	r := bufio.NewReader(f)
+	var pending []byte // a record not yet complete in the file
 	for {
-		if _, err := io.Copy(e.stdout, f); err != nil {
-			e.errorf("read log: %v", err)
-			return exitFailure
+		for {
+			chunk, err := r.ReadSlice('\n')
+			pending = append(pending, chunk...)
+			if err == nil {
+				w.record(pending)
+				pending = pending[:0]
+				continue
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if !errors.Is(err, io.EOF) {
+				e.errorf("read log: %v", err)
+				return exitFailure
+			}
+			break
 		}
-		if !*follow {
+		if !*follow || (!to.IsZero() && time.Now().After(to)) {
 			return exitOK
 		}
 		props, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
 		if err != nil || props["State"].Value() != pdbus.StateRunning {
-			io.Copy(e.stdout, f) // what was written before it stopped
-			return exitOK
+			// One more pass for what was written before it stopped.
+			*follow = false
+			continue
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// logWriter prints log records: stdout's to stdout, stderr's to stderr.
+type logWriter struct {
+	e        *env
+	stamps   bool
+	from, to time.Time
+	midLine  bool // the last record printed was partial
+}
+
+func (w *logWriter) record(line []byte) {
+	rec, ok := ctrlog.Parse(line)
+	if ok && (!w.from.IsZero() && rec.Time.Before(w.from) || !w.to.IsZero() && rec.Time.After(w.to)) {
+		return
+	}
+	out := w.e.stdout
+	if rec.Stream == ctrlog.Stderr {
+		out = w.e.stderr
+	}
+	if w.stamps && ok && !w.midLine {
+		fmt.Fprint(out, rec.Time.Local().Format(time.RFC3339Nano)+" ")
+	}
+	out.Write(rec.Data)
+	w.midLine = rec.Partial
+}
+
+// parseLogTime reads --since/--until: RFC 3339, Unix seconds, or a
+// duration before now.
+func parseLogTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("%q: use a time (2026-01-02T15:04:05Z, 2026-01-02, Unix seconds) or a duration such as 10m", s)
 }
 
 // seekTail positions f at the start of its last n lines.

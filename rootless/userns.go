@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -156,15 +157,23 @@ func runNamespacedCopy(ctx context.Context, warn io.Writer, exitDir string) (int
 	if err != nil {
 		return 1, fmt.Errorf("create user namespace sync pipe: %w", err)
 	}
+	sinkOuter, sinkInner, err := logSinkPair()
+	if err != nil {
+		syncR.Close()
+		syncW.Close()
+		return 1, err
+	}
+	defer sinkInner.Close()
 	cmd := exec.CommandContext(ctx, "/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{syncR}
+	cmd.ExtraFiles = []*os.File{syncR, sinkInner}
 	cmd.Env = append(os.Environ(),
 		envStage+"="+stageWaitMaps,
 		envStorageUserns+"=done",
 		envStorageUID+"="+strconv.FormatUint(uint64(uid), 10),
 		envStorageGID+"="+strconv.FormatUint(uint64(gid), 10),
+		envLogSink+"=4",
 	)
 	if single {
 		cmd.Env = append(cmd.Env, envSingle+"=1")
@@ -173,10 +182,15 @@ func runNamespacedCopy(ctx context.Context, warn io.Writer, exitDir string) (int
 	if err := cmd.Start(); err != nil {
 		syncR.Close()
 		syncW.Close()
+		sinkOuter.Close()
 		return 1, fmt.Errorf("create user namespace: %w (unprivileged user namespaces may be disabled: check sysctl kernel.unprivileged_userns_clone and user.max_user_namespaces)", err)
 	}
 	syncR.Close()
+	sinkInner.Close()
 	pid := cmd.Process.Pid
+	// Container output goes through us to the log files (serveLogs).
+	var copies sync.WaitGroup
+	go serveLogs(sinkOuter, &copies)
 
 	if err := writeMaps(pid, uid, gid, subUIDs, subGIDs, single); err != nil {
 		syncW.Close() // the child sees EOF and exits
@@ -203,6 +217,8 @@ func runNamespacedCopy(ctx context.Context, warn io.Writer, exitDir string) (int
 	err = cmd.Wait()
 	signal.Stop(sigs)
 	reapOrphans(exitDir)
+	// The containers are gone; let their last output reach the logs.
+	copies.Wait()
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

@@ -366,18 +366,13 @@ func (a *containerAPI) Start(options map[string]godbus.Variant) *godbus.Error {
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return asDBusErr(err)
 	}
-	stdin, err := os.Open(os.DevNull)
+	stdio, release, err := a.c.logStdio()
 	if err != nil {
-		return asDBusErr(err)
+		return asDBusErr(fmt.Errorf("set up the log: %w", err))
 	}
-	defer stdin.Close()
-	log, err := os.OpenFile(a.c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return asDBusErr(fmt.Errorf("open log: %w", err))
-	}
-	defer log.Close()
+	defer release()
 	a.c.setStoppedByUser(false)
-	_, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log}, nil)
+	_, derr := a.c.m.startOrCleanup(a.c, stdio, nil)
 	return derr
 }
 

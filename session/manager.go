@@ -35,6 +35,9 @@ type Manager struct {
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
 	jobs    jobs
+	// logSink hands container output to the outer process, which
+	// writes the logs (nil without one: this service copies them).
+	logSink *os.File
 	// pastaVersion is asked of pasta once, when first needed.
 	pastaVersionOnce sync.Once
 	pastaVersion     string
@@ -53,6 +56,7 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 	m := &Manager{
 		ctx: ctx, log: log, paths: paths, ns: ns, store: store, server: server,
 		containers: map[string]*ctr{}, imageObjs: map[string]*pdbus.Object{}, lastCall: time.Now(),
+		logSink: rootless.LogSink(),
 	}
 	if err := os.MkdirAll(paths.Containers(), 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", paths.Containers(), err)

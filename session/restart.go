@@ -2,14 +2,11 @@ package session
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 
-	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
@@ -55,17 +52,12 @@ func (c *ctr) restartLater() {
 // startLogged starts the container with stdin from /dev/null and its
 // output appended to its log file.
 func (c *ctr) startLogged() error {
-	stdin, err := os.Open(os.DevNull)
+	stdio, release, err := c.logStdio()
 	if err != nil {
-		return err
+		return fmt.Errorf("set up the log: %w", err)
 	}
-	defer stdin.Close()
-	log, err := os.OpenFile(c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	defer log.Close()
-	_, err = c.start(c.m.ctx, container.Stdio{Stdin: stdin, Stdout: log, Stderr: log}, nil)
+	defer release()
+	_, err = c.start(c.m.ctx, stdio, nil)
 	return err
 }
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -250,5 +251,59 @@ func TestLabels(t *testing.T) {
 	}
 	if res := s.pelagos(t, "run", "--rm", "-l", "=x", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "label") {
 		t.Errorf("bad label: %s", res)
+	}
+}
+
+// TestLogsStreamsAndTimes: a detached container's stdout and stderr stay
+// apart and in order, with times for -t, --since, --until and --tail.
+func TestLogsStreamsAndTimes(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "lg", "--network", "none", "localhost/busybox", "sh", "-c", "echo out1; echo err1 >&2; echo out2; printf partial; sleep 0.2; echo late")
+	defer s.pelagos(t, "rm", "-f", "lg")
+	s.mustPelagos(t, "wait", "lg")
+	res := s.pelagos(t, "logs", "lg")
+	if res.Code != 0 || res.Stdout != "out1\nout2\npartiallate\n" || res.Stderr != "err1\n" {
+		t.Fatalf("logs: %s", res)
+	}
+	res = s.pelagos(t, "logs", "-t", "lg")
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\S* out1\n`).MatchString(res.Stdout) {
+		t.Fatalf("logs -t: %s", res)
+	}
+	if out := s.mustPelagos(t, "logs", "--since", "1h", "lg"); !strings.Contains(out, "out1") {
+		t.Fatalf("logs --since 1h: %q", out)
+	}
+	if res := s.pelagos(t, "logs", "--until", "2000-01-01", "lg"); res.Stdout != "" || res.Stderr != "" {
+		t.Fatalf("logs --until 2000-01-01: %s", res)
+	}
+	if out := s.mustPelagos(t, "logs", "--tail", "1", "lg"); out != "partiallate\n" {
+		t.Fatalf("logs --tail 1: %q", out)
+	}
+	if res := s.pelagos(t, "logs", "--since", "yesterday-ish", "lg"); res.Code != 125 || !strings.Contains(res.Stderr, "--since") {
+		t.Fatalf("bad --since: %s", res)
+	}
+}
+
+// TestLogsSurviveServiceCrash: output keeps reaching the log while the
+// service is dead, and `logs -f` follows across the restart.
+func TestLogsSurviveServiceCrash(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "ticker", "--network", "none", "localhost/busybox", "sh", "-c", "for i in $(seq 1 30); do echo tick$i; sleep 0.1; done; echo done >&2")
+	defer s.pelagos(t, "rm", "-f", "ticker")
+	follow, out := s.startPelagos(t, "logs", "-f", "ticker")
+	time.Sleep(500 * time.Millisecond)
+	if err := killAndWait(s.servicePid(t)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond) // the container ends while no service runs
+	if code := waitExit(t, follow); code != 0 || !strings.Contains(out.String(), "tick30\n") || !strings.Contains(out.String(), "done\n") {
+		t.Fatalf("logs -f across a service crash: exit %d, %q", code, out.String())
+	}
+	res := s.pelagos(t, "logs", "ticker")
+	if res.Code != 0 || !strings.HasPrefix(res.Stdout, "tick1\ntick2\n") || !strings.HasSuffix(res.Stdout, "tick30\n") || res.Stderr != "done\n" {
+		t.Fatalf("logs after the crash: %s", res)
 	}
 }
