@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
