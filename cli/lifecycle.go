@@ -425,6 +425,7 @@ type inspectConfig struct {
 	Cmd        any `json:"Cmd"`
 	WorkingDir any `json:"WorkingDir"`
 	Labels     any `json:"Labels"`
+	StopSignal any `json:"StopSignal"`
 }
 
 type inspectHost struct {
@@ -502,7 +503,7 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		},
 		Image: v("ImageId"), ImageName: v("Image"), Name: v("Name"), LogPath: v("LogPath"),
 		BoundingCaps: v("Capabilities"),
-		Config:       inspectConfig{Hostname: v("Hostname"), User: v("User"), Env: v("Env"), Cmd: cmd, WorkingDir: v("WorkingDir"), Labels: v("Labels")},
+		Config:       inspectConfig{Hostname: v("Hostname"), User: v("User"), Env: v("Env"), Cmd: cmd, WorkingDir: v("WorkingDir"), Labels: v("Labels"), StopSignal: v("StopSignal")},
 		HostConfig: inspectHost{
 			AutoRemove: v("AutoRemove"), Privileged: v("Privileged"), ReadonlyRootfs: v("ReadOnly"),
 			NoNewPrivileges: v("NoNewPrivileges"), Seccomp: v("Seccomp"),

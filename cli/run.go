@@ -37,6 +37,7 @@ type runOptions struct {
 	macAddress  string
 	ip          string
 	labels      []string
+	stopSignal  string
 	capAdd      []string
 	capDrop     []string
 	securityOpt []string
@@ -85,6 +86,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVar(&o.addHost, "add-host", nil, "add NAME:IP to the container's /etc/hosts")
 	fs.StringVar(&o.macAddress, "mac-address", "", "not available rootless (pasta cannot set it)")
 	fs.StringArrayVarP(&o.labels, "label", "l", nil, "set metadata on the container: KEY=VALUE")
+	fs.StringVar(&o.stopSignal, "stop-signal", "", "signal stop sends first (default: the image's, or SIGTERM)")
 	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
 	fs.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (CHOWN, ..., ALL)")
@@ -133,7 +135,7 @@ func runCmd(e *env, args []string) int {
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
 		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
-		AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels,
+		AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

@@ -63,6 +63,8 @@ type ContainerConfig struct {
 	IP         string
 	// Labels are KEY=VALUE metadata (-l/--label), added to the image's.
 	Labels []string
+	// StopSignal replaces the image's StopSignal (default SIGTERM).
+	StopSignal string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -128,6 +130,7 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putString(m, "MacAddress", c.MacAddress)
 	putString(m, "IP", c.IP)
 	putStrings(m, "Labels", c.Labels)
+	putString(m, "StopSignal", c.StopSignal)
 	return m
 }
 
@@ -265,6 +268,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("MacAddress", &c.MacAddress)
 	d.str("IP", &c.IP)
 	d.strs("Labels", &c.Labels)
+	d.str("StopSignal", &c.StopSignal)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -95,6 +95,7 @@ func (c *ctr) export() error {
 		"Ports":           constProp(portRows(r.Network.Ports)),
 		"Warnings":        constProp(r.warnings()),
 		"Labels":          constProp(nonNilMap(r.Labels)),
+		"StopSignal":      constProp(stopSignalName(r.StopSignal)),
 	}
 	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
 	if err != nil {
@@ -517,7 +518,15 @@ func (c *ctr) stop(ctx context.Context, timeout time.Duration) error {
 	if !running || done == nil {
 		return nil
 	}
-	if err := c.kill(unix.SIGTERM); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+	// The image's or the user's StopSignal first (SIGTERM by default),
+	// SIGKILL after the grace period.
+	sig := unix.SIGTERM
+	if c.rec.StopSignal != "" {
+		if s, err := parseSignal(c.rec.StopSignal); err == nil {
+			sig = s
+		}
+	}
+	if err := c.kill(sig); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
 		return err
 	}
 	select {

@@ -100,6 +100,15 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if workdir == "" {
 		workdir = "/"
 	}
+	stopSignal := cfg.StopSignal
+	if stopSignal == "" {
+		stopSignal = icfg.Config.StopSignal
+	}
+	if stopSignal != "" {
+		if _, err := parseSignal(stopSignal); err != nil {
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "stop signal %q: %v", stopSignal, err)
+		}
+	}
 	userSpec := cfg.User
 	if userSpec == "" {
 		userSpec = icfg.Config.User
@@ -156,7 +165,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
-		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels),
+		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

@@ -378,3 +378,14 @@ func portsText(ps []network.PortMapping) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// stopSignalName is the signal Stop sends first, as a name.
+func stopSignalName(s string) string {
+	if s == "" {
+		return "SIGTERM"
+	}
+	if sig, err := parseSignal(s); err == nil {
+		return unix.SignalName(sig)
+	}
+	return s
+}

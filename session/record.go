@@ -36,6 +36,7 @@ type record struct {
 	RestartCount  int               `json:"restartCount"`
 	StoppedByUser bool              `json:"stoppedByUser"`
 	Labels        map[string]string `json:"labels,omitempty"`
+	StopSignal    string            `json:"stopSignal,omitempty"`
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
 

@@ -307,3 +307,29 @@ func TestLogsSurviveServiceCrash(t *testing.T) {
 		t.Fatalf("logs after the crash: %s", res)
 	}
 }
+
+// TestStopSignal: stop sends --stop-signal first; a command that traps it
+// exits on its own before the grace period.
+func TestStopSignal(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "stopsig", "--network", "none", "--stop-signal", "SIGUSR1", "localhost/busybox",
+		"sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.1; done")
+	defer s.pelagos(t, "rm", "-f", "stopsig")
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	s.mustPelagos(t, "stop", "-t", "10", "stopsig")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stop waited %v: the stop signal was not delivered", d)
+	}
+	if out := s.mustPelagos(t, "logs", "stopsig"); out != "got-usr1\n" {
+		t.Fatalf("logs: %q", out)
+	}
+	if out := s.mustPelagos(t, "inspect", "stopsig"); !strings.Contains(out, `"StopSignal": "SIGUSR1"`) || !strings.Contains(out, `"ExitCode": 7`) {
+		t.Fatalf("inspect:\n%s", out)
+	}
+	if res := s.pelagos(t, "run", "--rm", "--stop-signal", "SIGNOPE", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "stop signal") {
+		t.Fatalf("bad stop signal: %s", res)
+	}
+}
