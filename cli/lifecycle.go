@@ -583,3 +583,40 @@ func portCmd(e *env, args []string) int {
 	}
 	return exitOK
 }
+
+func topCmd(e *env, args []string) int {
+	fs := e.flags("top")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 {
+		e.errorf("\"pelagos top\" requires at least 1 argument: pelagos top CONTAINER")
+		return exitFailure
+	}
+	if fs.NArg() > 1 {
+		e.errorf("pelagos top shows its own columns (USER PID PPID %%CPU ELAPSED TTY TIME COMMAND); ps options are not supported")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetContainer(e.ctx, fs.Arg(0))
+	var rows []pdbus.TopRow
+	if err == nil {
+		rows, err = c.Top(e.ctx, path)
+	}
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "USER\tPID\tPPID\t%CPU\tELAPSED\tTTY\tTIME\tCOMMAND")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%s\t%s\t%s\t%s\n", r.User, r.Pid, r.PPid, r.CPU,
+			time.Duration(r.Elapsed)*time.Second, r.TTY, time.Duration(r.Time)*time.Second, r.Command)
+	}
+	tw.Flush()
+	return exitOK
+}

@@ -469,3 +469,21 @@ func (c *Client) ExecWithTerminal(ctx context.Context, path godbus.ObjectPath, c
 func (c *Client) SaveImage(ctx context.Context, path godbus.ObjectPath, w *os.File, format string) error {
 	return c.call(ctx, c.conn.Object(BusName, path), ImageIface, "Save", []any{godbus.UnixFD(w.Fd()), format})
 }
+
+// TopRow is one process of Container.Top.
+type TopRow struct {
+	User      string
+	Pid, PPid int32
+	CPU       float64
+	Elapsed   uint64
+	Time      uint64
+	TTY       string
+	Command   string
+}
+
+// Top lists the processes of a running container.
+func (c *Client) Top(ctx context.Context, path godbus.ObjectPath) ([]TopRow, error) {
+	var rows []TopRow
+	err := c.call(ctx, c.container(path), ContainerIface, "Top", nil, &rows)
+	return rows, err
+}

@@ -333,3 +333,30 @@ func TestStopSignal(t *testing.T) {
 		t.Fatalf("bad stop signal: %s", res)
 	}
 }
+
+// TestTop: top lists a running container's processes with the pids it
+// sees; a stopped one is a clear error.
+func TestTop(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "topped", "--network", "none", "localhost/busybox", "sh", "-c", "sleep 300 & sleep 301")
+	defer s.pelagos(t, "rm", "-f", "topped")
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out = s.mustPelagos(t, "top", "topped")
+		if strings.Count(out, "\n") == 3 {
+			break
+		}
+	}
+	// sh runs its last command in its own place: sleep 301 is PID 1.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "USER") || !regexp.MustCompile(`^0\s+1\s+0\s.*sleep 301$`).MatchString(lines[1]) ||
+		!regexp.MustCompile(`^0\s+\d+\s+1\s.*sleep 300$`).MatchString(lines[2]) {
+		t.Fatalf("top:\n%s", out)
+	}
+	s.mustPelagos(t, "stop", "-t", "0", "topped")
+	if res := s.pelagos(t, "top", "topped"); res.Code != 125 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("top of a stopped container: %s", res)
+	}
+}
