@@ -53,6 +53,7 @@ func commands() []command {
 		{"restart", "Restart one or more containers", "pelagos restart [-t SECONDS] CONTAINER [CONTAINER...]", restartCmd},
 		{"kill", "Send a signal to one or more running containers", "pelagos kill [-s SIGNAL] CONTAINER [CONTAINER...]", killCmd},
 		{"wait", "Wait for containers to stop and print their exit codes", "pelagos wait CONTAINER [CONTAINER...]", waitCmd},
+		{"healthcheck", "Run a container's health check now", "pelagos healthcheck run CONTAINER", healthcheckCmd},
 		{"top", "Show the processes of a running container", "pelagos top CONTAINER", topCmd},
 		{"port", "List a container's published ports", "pelagos port CONTAINER [PRIVATE_PORT[/PROTO]]", portCmd},
 		{"logs", "Print the output of a container started in the background", "pelagos logs [-f] [--tail N] CONTAINER", logsCmd},

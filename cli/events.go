@@ -56,6 +56,8 @@ func toEvent(sig *godbus.Signal, now time.Time) (event, bool) {
 		default:
 			e.Action = str(2)
 		}
+	case "ContainerHealthChanged":
+		e.Type, e.Action, e.ID, e.Detail = "container", "health_status", str(1), str(2)
 	case "ImageAdded":
 		e.Type, e.Action, e.ID = "image", "add", str(1)
 	case "ImageRemoved":

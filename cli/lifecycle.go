@@ -408,14 +408,29 @@ type inspectOutput struct {
 }
 
 type inspectState struct {
-	Status     string `json:"Status"`
-	Running    bool   `json:"Running"`
-	Pid        any    `json:"Pid"`
-	ExitCode   any    `json:"ExitCode"`
-	Error      any    `json:"Error"`
-	StartedAt  string `json:"StartedAt"`
-	FinishedAt string `json:"FinishedAt"`
-	OOMKilled  bool   `json:"OOMKilled"`
+	Status     string         `json:"Status"`
+	Running    bool           `json:"Running"`
+	Pid        any            `json:"Pid"`
+	ExitCode   any            `json:"ExitCode"`
+	Error      any            `json:"Error"`
+	StartedAt  string         `json:"StartedAt"`
+	FinishedAt string         `json:"FinishedAt"`
+	OOMKilled  bool           `json:"OOMKilled"`
+	Health     *inspectHealth `json:"Health,omitempty"`
+}
+
+// inspectHealth is podman's State.Health.
+type inspectHealth struct {
+	Status        any                `json:"Status"`
+	FailingStreak any                `json:"FailingStreak"`
+	Log           []inspectHealthLog `json:"Log"`
+}
+
+type inspectHealthLog struct {
+	Start    string `json:"Start"`
+	End      string `json:"End"`
+	ExitCode int32  `json:"ExitCode"`
+	Output   string `json:"Output"`
 }
 
 type inspectConfig struct {
@@ -514,6 +529,22 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 	}
 	if ip, _ := v("IPAddress").(string); ip != "" {
 		out.Network.Gateway, out.Network.IPPrefixLen = "10.0.2.2", 24
+	}
+	if h, _ := v("Health").(string); h != "" {
+		var rows []struct {
+			Start, End uint64
+			ExitCode   int32
+			Output     string
+		}
+		p["HealthLog"].Store(&rows)
+		hs := &inspectHealth{Status: h, FailingStreak: v("HealthFailingStreak"), Log: []inspectHealthLog{}}
+		for _, r := range rows {
+			hs.Log = append(hs.Log, inspectHealthLog{
+				Start: time.UnixMicro(int64(r.Start)).UTC().Format(time.RFC3339Nano), End: time.UnixMicro(int64(r.End)).UTC().Format(time.RFC3339Nano),
+				ExitCode: r.ExitCode, Output: r.Output,
+			})
+		}
+		out.State.Health = hs
 	}
 	if len(cmd) > 0 {
 		out.Path, out.Args = cmd[0], cmd[1:]
@@ -618,5 +649,39 @@ func topCmd(e *env, args []string) int {
 			time.Duration(r.Elapsed)*time.Second, r.TTY, time.Duration(r.Time)*time.Second, r.Command)
 	}
 	tw.Flush()
+	return exitOK
+}
+
+func healthcheckCmd(e *env, args []string) int {
+	if len(args) == 0 || args[0] != "run" {
+		e.errorf("usage: pelagos healthcheck run CONTAINER")
+		return exitFailure
+	}
+	fs := e.flags("healthcheck")
+	if code, ok := e.parse(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		e.errorf("\"pelagos healthcheck run\" requires exactly 1 argument: pelagos healthcheck run CONTAINER")
+		return exitFailure
+	}
+	c, ok := e.client()
+	if !ok {
+		return exitFailure
+	}
+	defer c.Close()
+	path, err := c.GetContainer(e.ctx, fs.Arg(0))
+	var health string
+	if err == nil {
+		health, err = c.RunHealthcheck(e.ctx, path)
+	}
+	if err != nil {
+		e.callErr(err)
+		return exitFailure
+	}
+	fmt.Fprintln(e.stdout, health)
+	if health == "unhealthy" {
+		return 1
+	}
 	return exitOK
 }

@@ -34,7 +34,7 @@ func psCmd(e *env, args []string) int {
 	last := fs.IntP("last", "n", -1, "show the N most recently created containers (all states)")
 	latest := fs.BoolP("latest", "l", false, "show the most recently created container (all states)")
 	format := fs.String("format", "", "Go template over .ID .Names .Image .Command .CreatedAt .Status .State .ExitCode, or json")
-	filters := fs.StringArrayP("filter", "f", nil, "name=, id=, status=created|running|exited, ancestor=IMAGE, label=KEY[=VALUE]")
+	filters := fs.StringArrayP("filter", "f", nil, "name=, id=, status=created|running|exited, ancestor=IMAGE, label=KEY[=VALUE], health=starting|healthy|unhealthy|none")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -47,7 +47,7 @@ func psCmd(e *env, args []string) int {
 		e.errorf("--format: %v", err)
 		return exitFailure
 	}
-	match, err := parseFilters(*filters, []string{"name", "id", "status", "ancestor", "label"})
+	match, err := parseFilters(*filters, []string{"name", "id", "status", "ancestor", "label", "health"})
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure
@@ -72,7 +72,8 @@ func psCmd(e *env, args []string) int {
 			matchAny(match["id"], func(v string) bool { return strings.HasPrefix(r.ID, v) }) &&
 			matchAny(match["status"], func(v string) bool { return r.State == v }) &&
 			matchAny(match["ancestor"], func(v string) bool { return r.Image == v || strings.HasPrefix(r.Image, v+":") }) &&
-			matchAll(match["label"], func(v string) bool { return labelMatches(r.Labels, v) }) {
+			matchAll(match["label"], func(v string) bool { return labelMatches(r.Labels, v) }) &&
+			matchAny(match["health"], func(v string) bool { return r.Health == v || v == "none" && r.Health == "" }) {
 			kept = append(kept, r)
 		}
 	}
@@ -170,10 +171,14 @@ func status(r pdbus.ContainerSummary, now time.Time) string {
 	case pdbus.StateCreated:
 		return "Created"
 	case pdbus.StateRunning:
+		s := "Up"
 		if r.Started > 0 {
-			return "Up " + humanDuration(now.Sub(time.UnixMicro(r.Started)))
+			s += " " + humanDuration(now.Sub(time.UnixMicro(r.Started)))
 		}
-		return "Up"
+		if r.Health != "" {
+			s += " (" + r.Health + ")"
+		}
+		return s
 	case pdbus.StateExited:
 		if r.Finished > 0 {
 			return fmt.Sprintf("Exited (%d) %s", r.ExitCode, ago(time.UnixMicro(r.Finished), now))

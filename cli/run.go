@@ -38,6 +38,7 @@ type runOptions struct {
 	ip          string
 	labels      []string
 	stopSignal  string
+	health      pdbus.ContainerConfig // only its Health* fields
 	capAdd      []string
 	capDrop     []string
 	securityOpt []string
@@ -86,6 +87,12 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVar(&o.addHost, "add-host", nil, "add NAME:IP to the container's /etc/hosts")
 	fs.StringVar(&o.macAddress, "mac-address", "", "not available rootless (pasta cannot set it)")
 	fs.StringArrayVarP(&o.labels, "label", "l", nil, "set metadata on the container: KEY=VALUE")
+	fs.StringVar(&o.health.HealthCmd, "health-cmd", "", "health check: a shell command, or a JSON array of arguments")
+	fs.StringVar(&o.health.HealthInterval, "health-interval", "", "time between health checks (default 30s; disable: only `healthcheck run`)")
+	fs.StringVar(&o.health.HealthTimeout, "health-timeout", "", "how long a health check may take (default 30s)")
+	fs.StringVar(&o.health.HealthStartPeriod, "health-start-period", "", "time to start up, when failures do not count")
+	fs.Int64Var(&o.health.HealthRetries, "health-retries", 0, "consecutive failures that make the container unhealthy (default 3)")
+	fs.BoolVar(&o.health.NoHealthcheck, "no-healthcheck", false, "turn the image's health check off")
 	fs.StringVar(&o.stopSignal, "stop-signal", "", "signal stop sends first (default: the image's, or SIGTERM)")
 	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
@@ -136,6 +143,8 @@ func runCmd(e *env, args []string) int {
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
 		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
 		AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
+		HealthCmd: o.health.HealthCmd, HealthInterval: o.health.HealthInterval, HealthTimeout: o.health.HealthTimeout,
+		HealthStartPeriod: o.health.HealthStartPeriod, HealthRetries: o.health.HealthRetries, NoHealthcheck: o.health.NoHealthcheck,
 	}
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,5 +115,23 @@ func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio, console *os.Fil
 	default:
 		cmd.Wait()
 		return nil, msg.asError()
+	}
+}
+
+// KillTree kills an exec'd command: the process inside the container,
+// the child of the one Exec started, which reaps it and exits. That one
+// must outlive its child: an orphan would be reparented outside the
+// container's PID namespace, and an unreaped zombie there keeps the
+// container's first process from ever being reported dead.
+func (p *Process) KillTree() {
+	pid := p.cmd.Process.Pid
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if child, err := strconv.Atoi(f); err == nil {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
 	}
 }

@@ -150,6 +150,7 @@ type ContainerSummary struct {
 	Finished int64  // µs since the epoch, 0 when not finished
 	Ports    string // published ports, "127.0.0.1:8080->80/tcp, ..."
 	Labels   map[string]string
+	Health   string // "", starting, healthy, unhealthy
 }
 
 // ListContainers lists running containers, or all with all.
@@ -486,4 +487,12 @@ func (c *Client) Top(ctx context.Context, path godbus.ObjectPath) ([]TopRow, err
 	var rows []TopRow
 	err := c.call(ctx, c.container(path), ContainerIface, "Top", nil, &rows)
 	return rows, err
+}
+
+// RunHealthcheck runs a container's health check now and returns the
+// resulting health.
+func (c *Client) RunHealthcheck(ctx context.Context, path godbus.ObjectPath) (string, error) {
+	var h string
+	err := c.call(ctx, c.container(path), ContainerIface, "RunHealthcheck", nil, &h)
+	return h, err
 }

@@ -65,6 +65,14 @@ type ContainerConfig struct {
 	Labels []string
 	// StopSignal replaces the image's StopSignal (default SIGTERM).
 	StopSignal string
+	// Health check: HealthCmd (a shell command or a JSON array) and the
+	// rest override the image's HEALTHCHECK; NoHealthcheck turns it off.
+	HealthCmd         string
+	HealthInterval    string
+	HealthTimeout     string
+	HealthStartPeriod string
+	HealthRetries     int64
+	NoHealthcheck     bool
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -131,6 +139,16 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putString(m, "IP", c.IP)
 	putStrings(m, "Labels", c.Labels)
 	putString(m, "StopSignal", c.StopSignal)
+	putString(m, "HealthCmd", c.HealthCmd)
+	putString(m, "HealthInterval", c.HealthInterval)
+	putString(m, "HealthTimeout", c.HealthTimeout)
+	putString(m, "HealthStartPeriod", c.HealthStartPeriod)
+	if c.HealthRetries != 0 {
+		m["HealthRetries"] = godbus.MakeVariant(c.HealthRetries)
+	}
+	if c.NoHealthcheck {
+		m["NoHealthcheck"] = godbus.MakeVariant(true)
+	}
 	return m
 }
 
@@ -269,6 +287,12 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("IP", &c.IP)
 	d.strs("Labels", &c.Labels)
 	d.str("StopSignal", &c.StopSignal)
+	d.str("HealthCmd", &c.HealthCmd)
+	d.str("HealthInterval", &c.HealthInterval)
+	d.str("HealthTimeout", &c.HealthTimeout)
+	d.str("HealthStartPeriod", &c.HealthStartPeriod)
+	d.int64("HealthRetries", &c.HealthRetries)
+	d.boolean("NoHealthcheck", &c.NoHealthcheck)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

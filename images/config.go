@@ -2,7 +2,9 @@ package images
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -24,4 +26,41 @@ func (s *Store) Config(ctx context.Context, id string) (*imgspecv1.Image, error)
 		return nil, fmt.Errorf("read config of image %s: %w", id, err)
 	}
 	return cfg, nil
+}
+
+// Healthcheck is a Docker image's HEALTHCHECK instruction. OCI image
+// configurations have no such field; Docker's keep it under "config".
+type Healthcheck struct {
+	// Test is ["NONE"], ["CMD", args...] or ["CMD-SHELL", command].
+	Test        []string      `json:"Test"`
+	Interval    time.Duration `json:"Interval"`
+	Timeout     time.Duration `json:"Timeout"`
+	StartPeriod time.Duration `json:"StartPeriod"`
+	Retries     int           `json:"Retries"`
+}
+
+// Healthcheck returns the image's HEALTHCHECK, or nil when it has none.
+func (s *Store) Healthcheck(ctx context.Context, id string) (*Healthcheck, error) {
+	ref, err := s.storeRef(id)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ref.NewImage(ctx, s.sys)
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", id, err)
+	}
+	defer img.Close()
+	blob, err := img.ConfigBlob(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read config of image %s: %w", id, err)
+	}
+	var cfg struct {
+		Config struct {
+			Healthcheck *Healthcheck `json:"Healthcheck"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(blob, &cfg); err != nil {
+		return nil, fmt.Errorf("parse config of image %s: %w", id, err)
+	}
+	return cfg.Config.Healthcheck, nil
 }

@@ -61,6 +61,7 @@ type containerRow struct {
 	Finished int64
 	Ports    string
 	Labels   map[string]string
+	Health   string
 }
 
 // ListContainers implements the method of the same name.
@@ -76,6 +77,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 	for _, c := range cs {
 		c.mu.Lock()
 		r := c.rec
+		health := c.healthStatusLocked()
 		c.mu.Unlock()
 		if r.ID == "" || (!all && r.State != pdbus.StateRunning) {
 			continue
@@ -84,7 +86,7 @@ func (a *managerAPI) ListContainers(all bool) ([]containerRow, *godbus.Error) {
 			Path: pdbus.ContainerPath(r.ID), ID: r.ID, Name: r.Name, Image: r.Image,
 			Command: shellJoin(r.Args), State: r.State, Created: r.CreatedAt.UnixMicro(), ExitCode: int32(r.ExitCode),
 			Started: int64(usec(r.StartedAt)), Finished: int64(usec(r.FinishedAt)),
-			Ports: portsText(r.Network.Ports), Labels: nonNilMap(r.Labels),
+			Ports: portsText(r.Network.Ports), Labels: nonNilMap(r.Labels), Health: health,
 		})
 	}
 	return rows, nil

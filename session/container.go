@@ -35,6 +35,8 @@ type ctr struct {
 	// gets the terminal first and asks for the code afterwards.
 	collected     chan struct{}
 	collectedOnce sync.Once
+	// health is what the health checks of the current run found.
+	health *healthState
 	// pastaLaunch reports the outcome of a pasta start under way;
 	// pastaExited is closed once the pasta this service started for the
 	// current run has been reaped.
@@ -66,36 +68,39 @@ func (c *ctr) running() bool {
 func (c *ctr) export() error {
 	r := &c.rec
 	props := map[string]*prop.Prop{
-		"Id":              constProp(r.ID),
-		"Name":            constProp(r.Name),
-		"Image":           constProp(r.Image),
-		"ImageId":         constProp(r.ImageID),
-		"Command":         constProp(r.Args),
-		"Hostname":        constProp(r.Hostname),
-		"AutoRemove":      constProp(r.AutoRemove),
-		"CreatedAt":       constProp(usec(r.CreatedAt)),
-		"LogPath":         constProp(c.logPath()),
-		"State":           {Value: r.State, Emit: prop.EmitTrue},
-		"ExitCode":        {Value: int32(r.ExitCode), Emit: prop.EmitTrue},
-		"Pid":             {Value: uint32(r.Pid), Emit: prop.EmitTrue},
-		"StartedAt":       {Value: usec(r.StartedAt), Emit: prop.EmitTrue},
-		"FinishedAt":      {Value: usec(r.FinishedAt), Emit: prop.EmitTrue},
-		"Error":           {Value: r.Error, Emit: prop.EmitTrue},
-		"Env":             constProp(nonNil(r.Env)),
-		"WorkingDir":      constProp(r.WorkingDir),
-		"User":            constProp(r.User),
-		"Mounts":          constProp(mountRows(r.Mounts)),
-		"Capabilities":    constProp(nonNil(r.Security.Capabilities)),
-		"Privileged":      constProp(r.Security.Privileged),
-		"ReadOnly":        constProp(r.Security.ReadonlyRootfs),
-		"NoNewPrivileges": constProp(r.Security.NoNewPrivileges),
-		"Seccomp":         constProp(r.Security.Seccomp),
-		"NetworkMode":     constProp(r.Network.Mode.String()),
-		"IPAddress":       constProp(r.Network.ipAddress()),
-		"Ports":           constProp(portRows(r.Network.Ports)),
-		"Warnings":        constProp(r.warnings()),
-		"Labels":          constProp(nonNilMap(r.Labels)),
-		"StopSignal":      constProp(stopSignalName(r.StopSignal)),
+		"Id":                  constProp(r.ID),
+		"Name":                constProp(r.Name),
+		"Image":               constProp(r.Image),
+		"ImageId":             constProp(r.ImageID),
+		"Command":             constProp(r.Args),
+		"Hostname":            constProp(r.Hostname),
+		"AutoRemove":          constProp(r.AutoRemove),
+		"CreatedAt":           constProp(usec(r.CreatedAt)),
+		"LogPath":             constProp(c.logPath()),
+		"State":               {Value: r.State, Emit: prop.EmitTrue},
+		"ExitCode":            {Value: int32(r.ExitCode), Emit: prop.EmitTrue},
+		"Pid":                 {Value: uint32(r.Pid), Emit: prop.EmitTrue},
+		"StartedAt":           {Value: usec(r.StartedAt), Emit: prop.EmitTrue},
+		"FinishedAt":          {Value: usec(r.FinishedAt), Emit: prop.EmitTrue},
+		"Error":               {Value: r.Error, Emit: prop.EmitTrue},
+		"Env":                 constProp(nonNil(r.Env)),
+		"WorkingDir":          constProp(r.WorkingDir),
+		"User":                constProp(r.User),
+		"Mounts":              constProp(mountRows(r.Mounts)),
+		"Capabilities":        constProp(nonNil(r.Security.Capabilities)),
+		"Privileged":          constProp(r.Security.Privileged),
+		"ReadOnly":            constProp(r.Security.ReadonlyRootfs),
+		"NoNewPrivileges":     constProp(r.Security.NoNewPrivileges),
+		"Seccomp":             constProp(r.Security.Seccomp),
+		"NetworkMode":         constProp(r.Network.Mode.String()),
+		"IPAddress":           constProp(r.Network.ipAddress()),
+		"Ports":               constProp(portRows(r.Network.Ports)),
+		"Warnings":            constProp(r.warnings()),
+		"Labels":              constProp(nonNilMap(r.Labels)),
+		"StopSignal":          constProp(stopSignalName(r.StopSignal)),
+		"Health":              {Value: c.healthStatusLocked(), Emit: prop.EmitTrue},
+		"HealthFailingStreak": {Value: int32(0), Emit: prop.EmitTrue},
+		"HealthLog":           {Value: []healthLogRow{}, Emit: prop.EmitTrue},
 	}
 	obj, err := c.m.server.Export(pdbus.ContainerPath(r.ID), pdbus.ContainerIface, &containerAPI{c}, props)
 	if err != nil {
@@ -140,6 +145,7 @@ func (c *ctr) recover() {
 	if r.Pid > 0 && processStartTime(r.Pid) == r.PidStart {
 		c.done = make(chan struct{})
 		go c.watchForeign(r.Pid, r.PidStart)
+		c.startHealth()
 		return
 	}
 	code, at := c.foreignExit(r.Pid, r.PidStart, 0)
@@ -197,6 +203,7 @@ func (c *ctr) watchForeign(pid int, start uint64) {
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, at
 	c.releaseForeignCgroup()
 	c.stopNetwork()
+	c.stopHealth()
 	c.publishLocked()
 	close(c.done)
 	autoRemove := c.rec.AutoRemove
@@ -282,6 +289,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.rec.StartedAt, c.rec.FinishedAt, c.rec.ExitCode, c.rec.Error = time.Now(), time.Time{}, 0, ""
 		c.done = done
 		c.publishLocked()
+		c.startHealth()
 		return nil
 	}
 	proc, err := container.Start(ctx, spec, stdio, hooks)
@@ -337,6 +345,7 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 	}
 	c.mu.Lock()
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, time.Now()
+	c.stopHealth()
 	c.proc = nil
 	if proc.Terminal != nil {
 		// The service kept its own copy of the master so the terminal

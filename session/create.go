@@ -109,6 +109,14 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "stop signal %q: %v", stopSignal, err)
 		}
 	}
+	imageHealth, err := m.store.Healthcheck(ctx, img.ID)
+	if err != nil {
+		return nil, err
+	}
+	health, err := parseHealth(cfg, imageHealth)
+	if err != nil {
+		return nil, err
+	}
 	userSpec := cfg.User
 	if userSpec == "" {
 		userSpec = icfg.Config.User
@@ -165,7 +173,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
-		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal,
+		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal, Health: health,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

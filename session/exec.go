@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -54,6 +55,29 @@ func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio cont
 		return 0, err
 	}
 	proc, err := container.Exec(ctx, pid, spec, stdio, console)
+	if err == nil {
+		// A cancelled caller (a health check's timeout) kills the
+		// command inside the container too.
+		waited := make(chan struct{})
+		defer close(waited)
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-waited:
+				return
+			}
+			// Again until it is gone: the command may not have been
+			// forked yet the first time.
+			for {
+				proc.KillTree()
+				select {
+				case <-waited:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}()
+	}
 	if err != nil {
 		var se *container.StartError
 		if errors.As(err, &se) {

@@ -37,6 +37,7 @@ type record struct {
 	StoppedByUser bool              `json:"stoppedByUser"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	StopSignal    string            `json:"stopSignal,omitempty"`
+	Health        healthConfig      `json:"health"`
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
 

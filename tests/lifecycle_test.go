@@ -360,3 +360,79 @@ func TestTop(t *testing.T) {
 		t.Fatalf("top of a stopped container: %s", res)
 	}
 }
+
+// TestHealthChecks: a health check runs periodically in the container;
+// its verdicts move Health between starting, unhealthy and healthy, as
+// ps, inspect and healthcheck run show.
+func TestHealthChecks(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "hc", "--network", "none", "--health-cmd", "test -e /tmp/ok",
+		"--health-interval", "200ms", "--health-retries", "2", "localhost/busybox", "sleep", "60")
+	defer s.pelagos(t, "rm", "-f", "hc")
+	waitPs := func(want string) {
+		t.Helper()
+		var out string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			out = s.mustPelagos(t, "ps", "--filter", "name=hc", "--format", "{{.Status}}")
+			if strings.Contains(out, "("+want+")") {
+				return
+			}
+		}
+		t.Fatalf("ps never showed (%s): %q", want, out)
+	}
+	waitPs("unhealthy")
+	if out := s.mustPelagos(t, "ps", "--filter", "health=unhealthy", "--format", "{{.Names}}"); out != "hc\n" {
+		t.Fatalf("ps --filter health=unhealthy: %q", out)
+	}
+	s.mustPelagos(t, "exec", "hc", "touch", "/tmp/ok")
+	waitPs("healthy")
+	insp := s.mustPelagos(t, "inspect", "hc")
+	if !strings.Contains(insp, `"Status": "healthy"`) || !strings.Contains(insp, `"FailingStreak": 0`) || !strings.Contains(insp, `"ExitCode": 0,`) {
+		t.Fatalf("inspect State.Health:\n%s", insp)
+	}
+	if res := s.pelagos(t, "healthcheck", "run", "hc"); res.Code != 0 || res.Stdout != "healthy\n" {
+		t.Fatalf("healthcheck run: %s", res)
+	}
+	s.mustPelagos(t, "exec", "hc", "rm", "/tmp/ok")
+	if res := s.pelagos(t, "healthcheck", "run", "hc"); res.Code != 1 || res.Stdout != "unhealthy\n" {
+		t.Fatalf("healthcheck run, failing: %s", res)
+	}
+
+	// A check that hangs is killed at its timeout, inside the container too.
+	s.mustPelagos(t, "run", "-d", "--name", "hc2", "--network", "none", "--health-cmd", "sleep 30",
+		"--health-timeout", "300ms", "--health-interval", "disable", "localhost/busybox", "sleep", "60")
+	defer s.pelagos(t, "rm", "-f", "hc2")
+	start := time.Now()
+	if res := s.pelagos(t, "healthcheck", "run", "hc2"); res.Code != 1 || time.Since(start) > 5*time.Second {
+		t.Fatalf("healthcheck run with a timeout: %s after %v", res, time.Since(start))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if out := s.mustPelagos(t, "top", "hc2"); strings.Contains(out, "sleep 30") {
+		t.Fatalf("the timed-out check still runs:\n%s", out)
+	}
+	if out := s.mustPelagos(t, "inspect", "hc2"); !strings.Contains(out, "timed out") {
+		t.Fatalf("inspect lacks the timeout:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--health-cmd", "true", "--health-interval", "1ms"}, "--health-interval"},
+		{[]string{"--health-cmd", "true", "--no-healthcheck"}, "conflict"},
+		{[]string{"--health-retries", "2"}, "--health-cmd"},
+		{[]string{"--health-cmd", "[not json"}, "JSON"},
+	} {
+		res := s.pelagos(t, append(append([]string{"run", "--rm"}, tc.args...), "localhost/busybox", "true")...)
+		if res.Code != 125 || !strings.Contains(res.Stderr, tc.want) {
+			t.Errorf("%v: want exit 125 and %q, got %s", tc.args, tc.want, res)
+		}
+	}
+	s.mustPelagos(t, "run", "-d", "--name", "nohc", "--network", "none", "localhost/busybox", "sleep", "60")
+	defer s.pelagos(t, "rm", "-f", "nohc")
+	if res := s.pelagos(t, "healthcheck", "run", "nohc"); res.Code != 125 || !strings.Contains(res.Stderr, "no health check") {
+		t.Fatalf("healthcheck run without a check: %s", res)
+	}
+}
