@@ -142,3 +142,31 @@ func TestLabelMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestDetachKeys(t *testing.T) {
+	keys, err := parseDetachKeys("ctrl-p,ctrl-q")
+	if err != nil || string(keys) != "\x10\x11" {
+		t.Fatalf("parseDetachKeys: %q %v", keys, err)
+	}
+	for _, bad := range []string{"ctrl-", "ctrl-1", "alt-x", "ab"} {
+		if _, err := parseDetachKeys(bad); err == nil {
+			t.Errorf("parseDetachKeys(%q) should fail", bad)
+		}
+	}
+	for _, tc := range []struct {
+		in, out  string
+		detached bool
+	}{
+		{"ls\r\x10\x11rest", "ls\r", true},
+		{"a\x10b\x10\x11", "a\x10b", true},
+		{"\x10\x10\x11", "\x10", true},
+		{"plain", "plain", false},
+		{"trailing\x10", "trailing", false},
+	} {
+		var out strings.Builder
+		got := copyUntilKeys(&out, strings.NewReader(tc.in), keys)
+		if got != tc.detached || out.String() != tc.out {
+			t.Errorf("copyUntilKeys(%q) = %q, %v; want %q, %v", tc.in, out.String(), got, tc.out, tc.detached)
+		}
+	}
+}

@@ -653,12 +653,14 @@ func topCmd(e *env, args []string) int {
 }
 
 func healthcheckCmd(e *env, args []string) int {
-	if len(args) == 0 || args[0] != "run" {
+	fs := e.flags("healthcheck")
+	if len(args) > 0 && args[0] == "run" {
+		args = args[1:]
+	} else if len(args) == 0 || (args[0] != "--help" && args[0] != "-h") {
 		e.errorf("usage: pelagos healthcheck run CONTAINER")
 		return exitFailure
 	}
-	fs := e.flags("healthcheck")
-	if code, ok := e.parse(fs, args[1:]); !ok {
+	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {

@@ -38,6 +38,8 @@ type runOptions struct {
 	ip          string
 	labels      []string
 	stopSignal  string
+	detachKeys  []byte
+	detachSpec  string
 	health      pdbus.ContainerConfig // only its Health* fields
 	capAdd      []string
 	capDrop     []string
@@ -93,6 +95,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.health.HealthStartPeriod, "health-start-period", "", "time to start up, when failures do not count")
 	fs.Int64Var(&o.health.HealthRetries, "health-retries", 0, "consecutive failures that make the container unhealthy (default 3)")
 	fs.BoolVar(&o.health.NoHealthcheck, "no-healthcheck", false, "turn the image's health check off")
+	fs.StringVar(&o.detachSpec, "detach-keys", "ctrl-p,ctrl-q", "keys that detach from -it and leave the container running")
 	fs.StringVar(&o.stopSignal, "stop-signal", "", "signal stop sends first (default: the image's, or SIGTERM)")
 	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
@@ -128,6 +131,12 @@ func runCmd(e *env, args []string) int {
 		e.errorf("--detach and --interactive cannot be combined")
 		return exitFailure
 	}
+	keys, err := parseDetachKeys(o.detachSpec)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFailure
+	}
+	o.detachKeys = keys
 	envs, err := buildEnv(o.envFiles, o.env, os.LookupEnv)
 	if err != nil {
 		e.errorf("%v", err)

@@ -496,3 +496,12 @@ func (c *Client) RunHealthcheck(ctx context.Context, path godbus.ObjectPath) (st
 	err := c.call(ctx, c.container(path), ContainerIface, "RunHealthcheck", nil, &h)
 	return h, err
 }
+
+// AttachTerminal returns a copy of a running container's terminal master.
+func (c *Client) AttachTerminal(ctx context.Context, path godbus.ObjectPath, opts TerminalOptions) (*os.File, error) {
+	var fd godbus.UnixFD
+	if err := c.call(ctx, c.container(path), ContainerIface, "AttachTerminal", []any{opts.Options()}, &fd); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "pty-master"), nil
+}

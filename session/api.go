@@ -399,6 +399,35 @@ func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (god
 	return godbus.UnixFD(master), nil
 }
 
+// AttachTerminal implements the method of the same name.
+func (a *containerAPI) AttachTerminal(options map[string]godbus.Variant) (godbus.UnixFD, *godbus.Error) {
+	defer a.c.m.track()()
+	o, err := pdbus.ParseTerminalOptions(options)
+	if err != nil {
+		return -1, asDBusErr(err)
+	}
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State != pdbus.StateRunning {
+		return -1, asDBusErr(pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name))
+	}
+	if c.proc == nil || c.proc.Terminal == nil {
+		return -1, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s has no terminal to attach to (it was started without -t, or before the service restarted)", c.rec.Name))
+	}
+	fd, err := unix.FcntlInt(c.proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, asDBusErr(fmt.Errorf("duplicate terminal: %w", err))
+	}
+	if o.Rows > 0 && o.Columns > 0 {
+		unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: o.Rows, Col: o.Columns})
+	}
+	// godbus sends the descriptor after we return: it is closed when the
+	// run ends (reap).
+	c.attachFDs = append(c.attachFDs, fd)
+	return godbus.UnixFD(fd), nil
+}
+
 // StartWithStdio implements the method of the same name.
 func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, options map[string]godbus.Variant) (int32, *godbus.Error) {
 	defer a.c.m.track()()

@@ -35,6 +35,9 @@ type ctr struct {
 	// gets the terminal first and asks for the code afterwards.
 	collected     chan struct{}
 	collectedOnce sync.Once
+	// attachFDs are terminal copies sent to AttachTerminal callers,
+	// closed when the run ends.
+	attachFDs []int
 	// health is what the health checks of the current run found.
 	health *healthState
 	// pastaLaunch reports the outcome of a pasta start under way;
@@ -352,6 +355,10 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 		// outlives a client that detaches; the run is over now.
 		proc.Terminal.Close()
 	}
+	for _, fd := range c.attachFDs {
+		unix.Close(fd)
+	}
+	c.attachFDs = nil
 	c.publishLocked()
 	autoRemove, collected := c.rec.AutoRemove, c.collected
 	c.mu.Unlock()

@@ -126,3 +126,36 @@ func TestExecTerminal(t *testing.T) {
 		t.Fatalf("exec -it without a terminal: %s", r)
 	}
 }
+
+// TestDetachAndAttach: Ctrl-P Ctrl-Q leaves `run -it` with the container
+// running; `attach` brings its terminal back.
+func TestDetachAndAttach(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "detachme")
+	ts := newTmux(t, s, "detach", 100, 30, filepath.Join(S.bin, "pelagos")+" run -it --name detachme --network none localhost/busybox sh")
+	ts.waitFor("/ #")
+	ts.send("echo before-$((2*3))")
+	ts.waitFor("before-6")
+	exec.Command("tmux", "-L", "pelagos-test", "send-keys", "-t", "detach", "C-p", "C-q").Run()
+	ts.waitFor("EXIT=0")
+	if out := s.mustPelagos(t, "ps", "--filter", "name=detachme", "--format", "{{.State}}"); out != "running\n" {
+		t.Fatalf("after detaching the container is %q", out)
+	}
+	ta := newTmux(t, s, "attach", 100, 30, filepath.Join(S.bin, "pelagos")+" attach detachme")
+	time.Sleep(300 * time.Millisecond)
+	ta.send("echo after-$((3*4))")
+	ta.waitFor("after-12")
+	ta.send("exit 3")
+	ta.waitFor("EXIT=3")
+	if out := s.mustPelagos(t, "ps", "-a", "--filter", "name=detachme", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (3)") {
+		t.Fatalf("after exit: %q", out)
+	}
+	if res := s.pelagos(t, "attach", "detachme"); res.Code != 125 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("attach to an exited container: %s", res)
+	}
+	if res := s.pelagos(t, "run", "--rm", "--detach-keys", "alt-x", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "--detach-keys") {
+		t.Fatalf("bad --detach-keys: %s", res)
+	}
+}
