@@ -15,6 +15,7 @@ func execCmd(e *env, args []string) int {
 	envFiles := fs.StringArray("env-file", nil, "read environment variables from a file")
 	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
 	user := fs.StringP("user", "u", "", "user[:group] to run as")
+	detach := fs.BoolP("detach", "d", false, "run the command in the background and return at once")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -37,12 +38,24 @@ func execCmd(e *env, args []string) int {
 		e.callErr(err)
 		return exitFailure
 	}
-	opts := pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user}
+	opts := pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user, Detach: *detach}
+	if *detach && (*tty || *interactive) {
+		e.errorf("exec -d runs the command in the background, without a terminal or input: drop -t and -i")
+		return exitFailure
+	}
 	if *tty {
 		return e.execTerminal(c, path, fs.Args()[1:], opts, *interactive)
 	}
-	stdin := e.stdin
-	if !*interactive {
+	stdin, stdout, stderr := e.stdin, e.stdout, e.stderr
+	if *detach {
+		devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFailure
+		}
+		defer devnull.Close()
+		stdin, stdout, stderr = devnull, devnull, devnull
+	} else if !*interactive {
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
 			e.errorf("%v", err)
@@ -51,7 +64,7 @@ func execCmd(e *env, args []string) int {
 		defer devnull.Close()
 		stdin = devnull
 	}
-	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, e.stdout, e.stderr, opts)
+	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, stdout, stderr, opts)
 	if err != nil {
 		e.callErr(err)
 		return exitCodeFor(err)

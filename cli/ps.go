@@ -191,6 +191,7 @@ func status(r pdbus.ContainerSummary, now time.Time) string {
 func rmCmd(e *env, args []string) int {
 	fs := e.flags("rm")
 	force := fs.BoolP("force", "f", false, "kill and remove running containers")
+	fs.BoolP("volumes", "v", false, "accepted for podman compatibility: pelagos makes no anonymous volumes, and named ones stay until `pelagos volume rm`")
 	all := fs.BoolP("all", "a", false, "remove every container")
 	if code, ok := e.parse(fs, args); !ok {
 		return code

@@ -444,6 +444,8 @@ type ExecOptions struct {
 	Env        []string
 	WorkingDir string
 	User       string
+	// Detach (ExecWithStdio only) returns 0 once the command runs.
+	Detach bool
 }
 
 // Options encodes the exec options for the bus.
@@ -452,6 +454,9 @@ func (o ExecOptions) Options() map[string]godbus.Variant {
 	putStrings(m, "Env", o.Env)
 	putString(m, "WorkingDir", o.WorkingDir)
 	putString(m, "User", o.User)
+	if o.Detach {
+		m["Detach"] = godbus.MakeVariant(true)
+	}
 	return m
 }
 
@@ -462,6 +467,7 @@ func ParseExecOptions(m map[string]godbus.Variant) (ExecOptions, error) {
 	d.strs("Env", &o.Env)
 	d.str("WorkingDir", &o.WorkingDir)
 	d.str("User", &o.User)
+	d.boolean("Detach", &o.Detach)
 	return o, d.finish("exec")
 }
 

@@ -477,7 +477,7 @@ func (a *containerAPI) ExecWithStdio(command []string, stdin, stdout, stderr god
 	if o.WorkingDir != "" && !filepath.IsAbs(o.WorkingDir) {
 		return 0, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "working directory %q is not absolute", o.WorkingDir))
 	}
-	code, err := a.c.exec(a.c.m.ctx, command, execOptions{Env: o.Env, WorkingDir: o.WorkingDir, User: o.User},
+	code, err := a.c.exec(a.c.m.ctx, command, execOptions{Env: o.Env, WorkingDir: o.WorkingDir, User: o.User, Detach: o.Detach},
 		container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil, nil)
 	return int32(code), asDBusErr(err)
 }

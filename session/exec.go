@@ -15,6 +15,9 @@ type execOptions struct {
 	Env        []string
 	WorkingDir string
 	User       string
+	// Detach returns once the command runs; it is reaped in the
+	// background.
+	Detach bool
 }
 
 // exec runs a command in the running container on stdio (or, with
@@ -55,6 +58,10 @@ func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio cont
 		return 0, err
 	}
 	proc, err := container.Exec(ctx, pid, spec, stdio, console)
+	if err == nil && o.Detach {
+		go proc.Wait()
+		return 0, nil
+	}
 	if err == nil {
 		// A cancelled caller (a health check's timeout) kills the
 		// command inside the container too.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExec(t *testing.T) {
@@ -48,5 +49,38 @@ func TestExec(t *testing.T) {
 	s.mustPelagos(t, "stop", "-t", "0", "ex")
 	if r := s.pelagos(t, "exec", "ex", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "is not running") {
 		t.Fatalf("exec into a stopped container: %s", r)
+	}
+}
+
+// TestExecDetach: exec -d returns at once while the command goes on.
+func TestExecDetach(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "execd", "--network", "none", "localhost/busybox", "sleep", "60")
+	defer s.pelagos(t, "rm", "-f", "execd")
+	start := time.Now()
+	if res := s.pelagos(t, "exec", "-d", "execd", "sh", "-c", "sleep 1; touch /tmp/done-late"); res.Code != 0 || res.Stdout != "" {
+		t.Fatalf("exec -d: %s", res)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("exec -d took %v: it waited for the command", d)
+	}
+	if res := s.pelagos(t, "exec", "execd", "test", "-e", "/tmp/done-late"); res.Code != 1 {
+		t.Fatalf("the detached command finished too early: %s", res)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if s.pelagos(t, "exec", "execd", "test", "-e", "/tmp/done-late").Code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the detached command never finished")
+		}
+	}
+	if res := s.pelagos(t, "exec", "-d", "execd", "nosuchcmd"); res.Code != 127 {
+		t.Fatalf("exec -d of a missing command: %s", res)
+	}
+	if res := s.pelagos(t, "exec", "-dt", "execd", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "drop -t") {
+		t.Fatalf("exec -dt: %s", res)
 	}
 }

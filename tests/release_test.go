@@ -38,6 +38,16 @@ func takeSnapshot(t *testing.T, s *userSession) snapshot {
 	}
 }
 
+// quietSnapshot waits until no pasta of an earlier run is still exiting
+// (they finish in the background), then counts.
+func quietSnapshot(t *testing.T, s *userSession) snapshot {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); pastaProcesses(s.u.UID) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return takeSnapshot(t, s)
+}
+
 func readOr(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
@@ -47,7 +57,7 @@ func TestResourcesReleased(t *testing.T) {
 	needRoot(t)
 	s := S.main
 	withBusybox(t, s)
-	before := takeSnapshot(t, s)
+	before := quietSnapshot(t, s)
 	t.Logf("before: %+v (%s)", before, describeProcs(s.u.UID))
 	for i := 0; i < 20; i++ {
 		s.mustPelagos(t, "run", "--rm", "localhost/busybox", "true")
@@ -92,7 +102,8 @@ func TestConcurrentDetachedRuns(t *testing.T) {
 	needRoot(t)
 	s := S.main
 	withBusybox(t, s)
-	before := takeSnapshot(t, s)
+	before := quietSnapshot(t, s)
+	t.Logf("before: %+v (%s)", before, describeProcs(s.u.UID))
 	const n = 50
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -134,7 +145,7 @@ func TestConcurrentDetachedRuns(t *testing.T) {
 		after = takeSnapshot(t, s)
 	}
 	if after != before {
-		t.Fatalf("resources leaked: before %+v, after %+v", before, after)
+		t.Fatalf("resources leaked: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
 	}
 }
 
@@ -144,7 +155,7 @@ func TestManyRunRmCycles(t *testing.T) {
 	needRoot(t)
 	s := S.main
 	withBusybox(t, s)
-	before := takeSnapshot(t, s)
+	before := quietSnapshot(t, s)
 	for i := 0; i < 500; i++ {
 		args := []string{"run", "--rm", "localhost/busybox", "true"}
 		if i%2 == 1 {
