@@ -55,6 +55,8 @@ func commands() []command {
 		{"wait", "Wait for containers to stop and print their exit codes", "pelagos wait CONTAINER [CONTAINER...]", waitCmd},
 		{"healthcheck", "Run a container's health check now", "pelagos healthcheck run CONTAINER", healthcheckCmd},
 		{"attach", "Attach to a running container's terminal or output", "pelagos attach [--detach-keys KEYS] CONTAINER", attachCmd},
+		{"pause", "Freeze every process of running containers", "pelagos pause CONTAINER [CONTAINER...]", pauseCmd},
+		{"unpause", "Thaw paused containers", "pelagos unpause CONTAINER [CONTAINER...]", unpauseCmd},
 		{"top", "Show the processes of a running container", "pelagos top CONTAINER", topCmd},
 		{"port", "List a container's published ports", "pelagos port CONTAINER [PRIVATE_PORT[/PROTO]]", portCmd},
 		{"logs", "Print the output of a container started in the background", "pelagos logs [-f] [--tail N] CONTAINER", logsCmd},
@@ -129,7 +131,7 @@ func aliasFor(args []string) []string {
 	m := map[string]string{
 		"container ls": "ps", "container list": "ps", "container ps": "ps", "container rm": "rm", "container run": "run",
 		"container start": "start", "container stop": "stop", "container restart": "restart", "container kill": "kill",
-		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image save": "save", "image untag": "untag", "container logs": "logs", "container port": "port", "container top": "top", "container attach": "attach", "container inspect": "inspect", "container exec": "exec",
+		"container wait": "wait", "container rename": "rename", "container prune": "container-prune", "image prune": "image-prune", "image inspect": "image-inspect", "image tag": "tag", "image save": "save", "image untag": "untag", "container logs": "logs", "container port": "port", "container top": "top", "container attach": "attach", "container pause": "pause", "container unpause": "unpause", "container inspect": "inspect", "container exec": "exec",
 		"image ls": "images", "image push": "push", "image history": "history", "image list": "images", "image pull": "pull", "image rm": "rmi", "image load": "load", "image import": "import",
 	}
 	if to, ok := m[args[0]+" "+args[1]]; ok {

@@ -246,8 +246,8 @@ func logsCmd(e *env, args []string) int {
 		if !*follow || (!to.IsZero() && time.Now().After(to)) {
 			return exitOK
 		}
-		props, err := c.Properties(e.ctx, path, pdbus.ContainerIface)
-		if err != nil || props["State"].Value() != pdbus.StateRunning {
+		running, err := stillRunning(e, c, path)
+		if err != nil || !running {
 			// One more pass for what was written before it stopped.
 			*follow = false
 			continue
@@ -416,6 +416,7 @@ type inspectState struct {
 	StartedAt  string         `json:"StartedAt"`
 	FinishedAt string         `json:"FinishedAt"`
 	OOMKilled  bool           `json:"OOMKilled"`
+	Paused     any            `json:"Paused"`
 	Health     *inspectHealth `json:"Health,omitempty"`
 }
 
@@ -514,7 +515,7 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		ID: fmt.Sprint(v("Id")), Created: ts("CreatedAt"),
 		State: inspectState{
 			Status: state, Running: state == pdbus.StateRunning, Pid: v("Pid"), ExitCode: v("ExitCode"),
-			Error: v("Error"), StartedAt: ts("StartedAt"), FinishedAt: ts("FinishedAt"),
+			Error: v("Error"), StartedAt: ts("StartedAt"), FinishedAt: ts("FinishedAt"), Paused: v("Paused"),
 		},
 		Image: v("ImageId"), ImageName: v("Image"), Name: v("Name"), LogPath: v("LogPath"),
 		BoundingCaps: v("Capabilities"),
@@ -686,4 +687,44 @@ func healthcheckCmd(e *env, args []string) int {
 		return 1
 	}
 	return exitOK
+}
+
+func pauseCmd(e *env, args []string) int {
+	return e.onContainers(e.flags("pause"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
+		if err := c.Pause(e.ctx, path, true); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+func unpauseCmd(e *env, args []string) int {
+	return e.onContainers(e.flags("unpause"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
+		if err := c.Pause(e.ctx, path, false); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, name)
+		return nil
+	})
+}
+
+// stillRunning asks whether a followed container still runs. The
+// service may be restarting (a crash, an idle exit): the log file is
+// still written meanwhile, so keep asking for a while — the next call
+// starts the service again.
+func stillRunning(e *env, c *pdbus.Client, path godbus.ObjectPath) (bool, error) {
+	var err error
+	for try := 0; try < 50; try++ {
+		var props map[string]godbus.Variant
+		props, err = c.Properties(e.ctx, path, pdbus.ContainerIface)
+		if err == nil {
+			return props["State"].Value() == pdbus.StateRunning, nil
+		}
+		if pdbus.CodeOf(err) == pdbus.ErrNoSuchContainer {
+			return false, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false, err
 }

@@ -505,3 +505,12 @@ func (c *Client) AttachTerminal(ctx context.Context, path godbus.ObjectPath, opt
 	}
 	return os.NewFile(uintptr(fd), "pty-master"), nil
 }
+
+// Pause freezes a running container; Unpause (pause false) thaws it.
+func (c *Client) Pause(ctx context.Context, path godbus.ObjectPath, pause bool) error {
+	method := "Unpause"
+	if pause {
+		method = "Pause"
+	}
+	return c.call(ctx, c.container(path), ContainerIface, method, nil)
+}

@@ -102,6 +102,7 @@ func (c *ctr) export() error {
 		"Labels":              constProp(nonNilMap(r.Labels)),
 		"StopSignal":          constProp(stopSignalName(r.StopSignal)),
 		"Health":              {Value: c.healthStatusLocked(), Emit: prop.EmitTrue},
+		"Paused":              {Value: r.Paused, Emit: prop.EmitTrue},
 		"HealthFailingStreak": {Value: int32(0), Emit: prop.EmitTrue},
 		"HealthLog":           {Value: []healthLogRow{}, Emit: prop.EmitTrue},
 	}
@@ -348,6 +349,7 @@ func (c *ctr) reap(proc *container.Process, done chan struct{}) {
 	}
 	c.mu.Lock()
 	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, time.Now()
+	c.rec.Paused = false
 	c.stopHealth()
 	c.proc = nil
 	if proc.Terminal != nil {
@@ -446,6 +448,7 @@ func (c *ctr) kill(sig unix.Signal) error {
 	if c.rec.State != pdbus.StateRunning || c.rec.Pid == 0 {
 		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
 	}
+	c.thawLocked()
 	if c.proc != nil {
 		return c.proc.Signal(sig)
 	}

@@ -38,6 +38,7 @@ type record struct {
 	Labels        map[string]string `json:"labels,omitempty"`
 	StopSignal    string            `json:"stopSignal,omitempty"`
 	Health        healthConfig      `json:"health"`
+	Paused        bool              `json:"paused,omitempty"`
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -434,5 +435,29 @@ func TestHealthChecks(t *testing.T) {
 	defer s.pelagos(t, "rm", "-f", "nohc")
 	if res := s.pelagos(t, "healthcheck", "run", "nohc"); res.Code != 125 || !strings.Contains(res.Stderr, "no health check") {
 		t.Fatalf("healthcheck run without a check: %s", res)
+	}
+}
+
+// TestPauseWithoutFreezer: where no cgroup v2 freezer is delegated (as on
+// this machine), pause fails saying why and changes nothing.
+func TestPauseWithoutFreezer(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	s.mustPelagos(t, "run", "-d", "--name", "pz", "--network", "none", "localhost/busybox", "sleep", "60")
+	defer s.pelagos(t, "rm", "-f", "pz")
+	res := s.pelagos(t, "pause", "pz")
+	if data, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); len(data) > 0 && res.Code == 0 {
+		t.Skip("a cgroup v2 freezer is available here: the error path cannot be tested")
+	}
+	if res.Code != 125 || !strings.Contains(res.Stderr, "freezer") || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
+		t.Fatalf("pause without a freezer: %s", res)
+	}
+	if out := s.mustPelagos(t, "inspect", "pz"); !strings.Contains(out, `"Paused": false`) || !strings.Contains(out, `"Status": "running"`) {
+		t.Fatalf("inspect after a refused pause:\n%s", out)
+	}
+	s.mustPelagos(t, "stop", "-t", "0", "pz")
+	if res := s.pelagos(t, "unpause", "pz"); res.Code != 125 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("unpause of a stopped container: %s", res)
 	}
 }
