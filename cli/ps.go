@@ -24,6 +24,7 @@ type psRow struct {
 	ExitCode  int32             `json:"ExitCode"`
 	Ports     string            `json:"Ports"`
 	Labels    map[string]string `json:"Labels"`
+	Size      string            `json:"Size,omitempty"`
 }
 
 func psCmd(e *env, args []string) int {
@@ -33,6 +34,7 @@ func psCmd(e *env, args []string) int {
 	noTrunc := fs.Bool("no-trunc", false, "do not truncate output")
 	last := fs.IntP("last", "n", -1, "show the N most recently created containers (all states)")
 	latest := fs.BoolP("latest", "l", false, "show the most recently created container (all states)")
+	size := fs.BoolP("size", "s", false, "show each container's writable layer size (and its whole root filesystem's)")
 	format := fs.String("format", "", "Go template over .ID .Names .Image .Command .CreatedAt .Status .State .ExitCode, or json")
 	filters := fs.StringArrayP("filter", "f", nil, "name=, id=, status=created|running|exited, ancestor=IMAGE, label=KEY[=VALUE], health=starting|healthy|unhealthy|none")
 	if code, ok := e.parse(fs, args); !ok {
@@ -100,6 +102,14 @@ func psCmd(e *env, args []string) int {
 			CreatedAt: ago(created, now), Created: created.Unix(), Status: status(r, now), State: r.State, ExitCode: r.ExitCode,
 			Ports: r.Ports, Labels: r.Labels,
 		})
+		if *size {
+			rw, rootfs, err := c.Size(e.ctx, r.Path)
+			if err != nil {
+				e.callErr(err)
+				return exitFailure
+			}
+			out[len(out)-1].Size = fmt.Sprintf("%s (virtual %s)", humanSize(rw), humanSize(rootfs))
+		}
 	}
 	switch {
 	case *format == "json":
@@ -116,9 +126,17 @@ func psCmd(e *env, args []string) int {
 		}
 	default:
 		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
+		header := "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES"
+		if *size {
+			header += "\tSIZE"
+		}
+		fmt.Fprintln(tw, header)
 		for _, r := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, r.Ports, r.Names)
+			line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, r.Ports, r.Names)
+			if *size {
+				line += "\t" + r.Size
+			}
+			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
 	}

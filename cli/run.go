@@ -40,6 +40,7 @@ type runOptions struct {
 	stopSignal  string
 	detachKeys  []byte
 	detachSpec  string
+	attach      []string
 	health      pdbus.ContainerConfig // only its Health* fields
 	capAdd      []string
 	capDrop     []string
@@ -95,6 +96,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.health.HealthStartPeriod, "health-start-period", "", "time to start up, when failures do not count")
 	fs.Int64Var(&o.health.HealthRetries, "health-retries", 0, "consecutive failures that make the container unhealthy (default 3)")
 	fs.BoolVar(&o.health.NoHealthcheck, "no-healthcheck", false, "turn the image's health check off")
+	fs.StringArrayVarP(&o.attach, "attach", "a", nil, "attach only these streams: stdin, stdout, stderr (default: stdout and stderr)")
 	fs.StringVar(&o.detachSpec, "detach-keys", "ctrl-p,ctrl-q", "keys that detach from -it and leave the container running")
 	fs.StringVar(&o.stopSignal, "stop-signal", "", "signal stop sends first (default: the image's, or SIGTERM)")
 	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
@@ -130,6 +132,25 @@ func runCmd(e *env, args []string) int {
 	if o.detach && o.rm && o.interactive {
 		e.errorf("--detach and --interactive cannot be combined")
 		return exitFailure
+	}
+	attached := map[string]bool{"stdout": true, "stderr": true}
+	if len(o.attach) > 0 {
+		if o.detach {
+			e.errorf("--attach and --detach cannot be combined: a detached container's output goes to its log (pelagos logs)")
+			return exitFailure
+		}
+		attached = map[string]bool{}
+		for _, a := range o.attach {
+			a = strings.ToLower(a)
+			if a != "stdin" && a != "stdout" && a != "stderr" {
+				e.errorf("--attach %q: use stdin, stdout or stderr", a)
+				return exitFailure
+			}
+			attached[a] = true
+		}
+		if attached["stdin"] {
+			o.interactive = true
+		}
 	}
 	keys, err := parseDetachKeys(o.detachSpec)
 	if err != nil {
@@ -213,11 +234,26 @@ func runCmd(e *env, args []string) int {
 		defer devnull.Close()
 		stdin = devnull
 	}
+	stdout, stderr := e.stdout, e.stderr
+	if !attached["stdout"] || !attached["stderr"] {
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			e.errorf("open %s: %v", os.DevNull, err)
+			return exitFailure
+		}
+		defer devnull.Close()
+		if !attached["stdout"] {
+			stdout = devnull
+		}
+		if !attached["stderr"] {
+			stderr = devnull
+		}
+	}
 	if o.sigProxy {
 		stopProxy := proxySignals(e, c, path)
 		defer stopProxy()
 	}
-	code, err := c.StartWithStdio(e.ctx, path, stdin, e.stdout, e.stderr)
+	code, err := c.StartWithStdio(e.ctx, path, stdin, stdout, stderr)
 	if err != nil {
 		e.callErr(err)
 		return exitCodeFor(err)

@@ -514,3 +514,10 @@ func (c *Client) Pause(ctx context.Context, path godbus.ObjectPath, pause bool) 
 	}
 	return c.call(ctx, c.container(path), ContainerIface, method, nil)
 }
+
+// Size returns the bytes of a container's writable layer and root
+// filesystem.
+func (c *Client) Size(ctx context.Context, path godbus.ObjectPath) (rw, rootfs int64, err error) {
+	err = c.call(ctx, c.container(path), ContainerIface, "Size", nil, &rw, &rootfs)
+	return rw, rootfs, err
+}

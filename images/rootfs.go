@@ -59,3 +59,17 @@ func (s *Store) Layers() ([]string, error) {
 	}
 	return ids, nil
 }
+
+// LayerSize is the size of a container's writable layer, and of the
+// image below it.
+func (s *Store) LayerSize(id, imageID string) (rw, image int64, err error) {
+	rw, err = s.store.ContainerSize(id)
+	if err != nil {
+		return 0, 0, fmt.Errorf("size of container %s: %w", id, err)
+	}
+	image, err = s.store.ImageSize(imageID)
+	if err != nil {
+		image = -1
+	}
+	return rw, image, nil
+}

@@ -146,3 +146,20 @@ func nsIDs(dir string, hostPid int) (pid, ppid int32, user string) {
 	}
 	return pid, ppid, user
 }
+
+// Size implements the method of the same name.
+func (a *containerAPI) Size() (rw, rootfs int64, derr *godbus.Error) {
+	defer a.c.m.track()()
+	c := a.c
+	c.mu.Lock()
+	id, imageID := c.rec.ID, c.rec.ImageID
+	c.mu.Unlock()
+	rw, image, err := c.m.store.LayerSize(id, imageID)
+	if err != nil {
+		return 0, 0, asDBusErr(err)
+	}
+	if image < 0 {
+		return rw, -1, nil
+	}
+	return rw, rw + image, nil
+}

@@ -461,3 +461,30 @@ func TestPauseWithoutFreezer(t *testing.T) {
 		t.Fatalf("unpause of a stopped container: %s", res)
 	}
 }
+
+// TestAttachStreamsAndSize: run -a picks the streams shown; ps -s shows
+// the writable layer's size.
+func TestAttachStreamsAndSize(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	res := s.pelagos(t, "run", "--rm", "--network", "none", "-a", "stderr", "localhost/busybox", "sh", "-c", "echo out; echo err >&2")
+	if res.Code != 0 || res.Stdout != "" || res.Stderr != "err\n" {
+		t.Fatalf("run -a stderr: %s", res)
+	}
+	if res := s.pelagos(t, "run", "-d", "-a", "stdout", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "--attach and --detach") {
+		t.Fatalf("run -d -a: %s", res)
+	}
+	s.mustPelagos(t, "run", "-d", "--name", "sized", "--network", "none", "localhost/busybox", "sh", "-c", "head -c 3000000 /dev/zero > /big; sleep 60")
+	defer s.pelagos(t, "rm", "-f", "sized")
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out = s.mustPelagos(t, "ps", "-s", "--filter", "name=sized", "--format", "{{.Size}}")
+		if strings.HasPrefix(out, "3") {
+			break
+		}
+	}
+	if !regexp.MustCompile(`^3(\.0\d*)? MB \(virtual \d`).MatchString(out) {
+		t.Fatalf("ps -s: %q", out)
+	}
+}

@@ -42,10 +42,22 @@ func takeSnapshot(t *testing.T, s *userSession) snapshot {
 // (they finish in the background), then counts.
 func quietSnapshot(t *testing.T, s *userSession) snapshot {
 	t.Helper()
-	for deadline := time.Now().Add(3 * time.Second); pastaProcesses(s.u.UID) > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(3 * time.Second); (pastaProcesses(s.u.UID) > 0 || exitingProcesses(s.u.UID) > 0) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return takeSnapshot(t, s)
+}
+
+// exitingProcesses counts the user's processes that are on their way out
+// (their command line is already gone).
+func exitingProcesses(uid int) int {
+	n := 0
+	for _, p := range userProcesses(uid) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); err == nil && len(b) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func readOr(p string) string {
