@@ -1,10 +1,12 @@
-# bench/lib.sh: shared by the benchmarks in this folder (run.sh, pull.sh).
-# It sets up the dedicated non-root user, its session bus with pelagosd
-# D-Bus activatable, podman's per-user configuration, and one cleanup that
+# bench/lib.sh: shared by the benchmarks in this folder (run.sh, pull.sh,
+# net.sh). It sets up the dedicated non-root user, its session bus with
+# pelagosd D-Bus activatable, podman's per-user configuration, the busybox
+# image, /dev/net/tun for pasta and slirp4netns, and one cleanup that
 # runs on every exit path.
 #
 # Use: source it, then `bench_begin` (user, trap, clean slate, $WORK),
-# `build_pelagos "$WORK/bin"`, `start_session_bus "$WORK/bin"`.
+# `build_pelagos "$WORK/bin"`, `start_session_bus "$WORK/bin"`, and as
+# needed `tun_allow`, `busybox_image`, `podman_config`, `podman_busybox`.
 # Register extra cleanup steps with `on_exit FUNCTION`; they run first,
 # newest first, while the user's bus is still up. `remove_on_exit PATH`
 # removes PATH once the user's processes are gone.
@@ -78,6 +80,7 @@ stop_user_processes() {
 
 WORK=
 bus_pid=
+tun_mode=
 exit_hooks=()
 exit_paths=()
 
@@ -97,6 +100,7 @@ bench_cleanup() {
 	rm -rf "$runtime_dir"
 	for i in "${exit_paths[@]}"; do rm -rf "$i"; done
 	[ -n "$WORK" ] && rm -rf "$WORK"
+	tun_restore
 	exit $rc
 }
 
@@ -120,6 +124,28 @@ bench_begin() {
 build_pelagos() {
 	[ -f "$PELAGOS_SRC/go.mod" ] || die "BENCH_SRC=$PELAGOS_SRC is not a pelagos source tree"
 	PELAGOS_ROOT=$PELAGOS_SRC build_programs "$1"
+}
+
+# ---- /dev/net/tun ---------------------------------------------------------------
+
+# tun_allow makes /dev/net/tun usable by the bench user, as desktops ship
+# it (0666): pasta and slirp4netns open it. Some servers ship it 0600;
+# bench_cleanup puts the old mode back on every exit path.
+tun_allow() {
+	local m
+	[ -c /dev/net/tun ] || die "/dev/net/tun is missing: pasta and slirp4netns need it (modprobe tun)"
+	m=$(stat -c %a /dev/net/tun)
+	[ "$m" = 666 ] && return 0
+	tun_mode=$m
+	chmod 0666 /dev/net/tun
+}
+
+# tun_restore puts back the mode tun_allow found, unless someone else
+# changed it meanwhile.
+tun_restore() {
+	[ -n "$tun_mode" ] || return 0
+	[ "$(stat -c %a /dev/net/tun 2>/dev/null)" = 666 ] && chmod "$tun_mode" /dev/net/tun
+	tun_mode=
 }
 
 # ---- the session bus ----------------------------------------------------------
@@ -172,6 +198,46 @@ EOF
 	if [ "$(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)" != overlay ]; then
 		as_user podman system reset --force >/dev/null 2>&1 || true
 	fi
+}
+
+# ---- the busybox image -----------------------------------------------------------
+
+# busybox_image makes $WORK/busybox.tar, a busybox root filesystem (made by
+# scripts/mkbusybox-rootfs.sh from Debian's busybox-static), and imports
+# it into the user's pelagos store as localhost/busybox unless it is
+# there. Call after start_session_bus, with $PELAGOS set.
+busybox_image() {
+	"$PELAGOS_ROOT/scripts/mkbusybox-rootfs.sh" "$WORK/busybox.tar"
+	chmod 644 "$WORK/busybox.tar"
+	if ! as_user "$PELAGOS" images 2>&1 | grep -q '^localhost/busybox '; then
+		as_user "$PELAGOS" import --change 'CMD ["sh"]' "$WORK/busybox.tar" localhost/busybox >/dev/null
+	fi
+}
+
+# podman_busybox imports $WORK/busybox.tar into the user's podman store as
+# localhost/busybox unless it is there. Call after podman_config.
+podman_busybox() {
+	if ! as_user podman image exists localhost/busybox; then
+		as_user podman import --quiet --change 'CMD ["sh"]' "$WORK/busybox.tar" localhost/busybox >/dev/null
+	fi
+}
+
+# user_procs NAME...: how many processes of the bench user run one of the
+# programs NAME (by process name, as pgrep -x sees it).
+user_procs() {
+	local n=0 p
+	for p in "$@"; do n=$((n + $(pgrep -c -u "$uid" -x "$p" || true))); done
+	echo "$n"
+}
+
+# free_port: a TCP port nothing listens on, in 20000-39999.
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 20000))
+		[ -z "$(ss -Htln "sport = :$p")" ] && echo "$p" && return 0
+	done
+	die "no free TCP port found"
 }
 
 # ---- reporting ------------------------------------------------------------------

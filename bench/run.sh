@@ -3,10 +3,16 @@
 # plain user? One hyperfine run compares, as the dedicated user
 # pelagos-bench:
 #
-#   floor    unshare -U -r -m -p -f -n -u -i chroot ROOTFS /bin/true
-#   runc     runc run on a rootless bundle over the same rootfs
-#   pelagos  pelagos run --rm localhost/busybox true
-#   podman   podman run --rm --network none localhost/busybox true  (when installed)
+#   floor         unshare -U -r -m -p -f -n -u -i chroot ROOTFS /bin/true
+#   runc          runc run on a rootless bundle over the same rootfs
+#   pelagos       pelagos run --rm localhost/busybox true    (default network: pasta)
+#   pelagos-none  pelagos run --rm --network none localhost/busybox true
+#   podman        podman run --rm localhost/busybox true     (default network: slirp4netns in 4.x; when installed)
+#   podman-none   podman run --rm --network none localhost/busybox true
+#
+# floor, runc and the -none lines get a network namespace with loopback
+# only; pelagos and podman without --network get a private network
+# connected to the host by a user-mode network program (pasta, slirp4netns).
 #
 # Run it as root on Debian 12 from a clone of the repository. Knobs (env):
 #   BENCH_RUNS=30            hyperfine --runs
@@ -23,16 +29,18 @@ set -euo pipefail
 RUNS=${BENCH_RUNS:-30}
 WARMUP=${BENCH_WARMUP:-3}
 CID=pelagos-bench # the runc container id; runs are sequential and each one deletes it
+PASTA_IP=10.0.2.100 # what pasta gives every pelagos container
 
 need_root
 need_go
-extra=(hyperfine runc jq busybox-static)
+extra=(hyperfine runc jq busybox-static passt slirp4netns)
 if [ "${BENCH_INSTALL_PODMAN:-0}" = 1 ]; then extra+=(podman); fi
 install_packages "${extra[@]}"
 
 # ---- the user, the trap, the work folder ----------------------------------
 
 bench_begin
+tun_allow # pasta and slirp4netns open /dev/net/tun; the old mode comes back at exit
 
 # ---- pelagos, its session bus, the image ----------------------------------
 
@@ -45,25 +53,25 @@ start_session_bus "$BIN"
 
 say "rootfs and image"
 install -d -m 0755 -o "$uid" -g "$gid" "$WORK/out" "$WORK/bundle"
-"$PELAGOS_ROOT/scripts/mkbusybox-rootfs.sh" "$WORK/busybox.tar"
-chmod 644 "$WORK/busybox.tar"
+busybox_image
 # Extracted by the user, so the files are its own: uid 0 inside the
 # floor's and runc's single-id user namespaces.
 ROOTFS=$WORK/bundle/rootfs
 as_user mkdir "$ROOTFS"
 as_user tar -C "$ROOTFS" -xf "$WORK/busybox.tar"
 
-if ! as_user "$PELAGOS" images 2>&1 | grep -q '^localhost/busybox '; then
-	as_user "$PELAGOS" import --change 'CMD ["sh"]' "$WORK/busybox.tar" localhost/busybox >/dev/null
-fi
-
-# pelagos's default network is loopback only, like podman's --network none;
-# pass --network none when this version knows the flag.
-pelagos_net=()
-if as_user "$PELAGOS" run --help 2>&1 | grep -q -- '--network' ||
-	as_user "$PELAGOS" run --rm --network none localhost/busybox true >/dev/null 2>&1; then
-	pelagos_net=(--network none)
-fi
+# The default network must really be pasta: pelagos falls back to
+# loopback only, with a warning, when pasta cannot run, and that would
+# time something else.
+as_user "$PELAGOS" run --help 2>&1 | grep -q -- '--network' ||
+	die "this pelagos has no --network flag: it predates pasta networking"
+out=$(as_user "$PELAGOS" run --rm localhost/busybox ip -4 addr 2>&1) ||
+	die "pelagos run with the default network fails: $out"
+case $out in
+*"inet $PASTA_IP/"*) ;;
+*) die "pelagos's default network is not pasta here (no $PASTA_IP in the container): $out" ;;
+esac
+if grep -qi 'warn' <<<"$out"; then die "pelagos warns about its network: $out"; fi
 
 # ---- runc bundle ----------------------------------------------------------
 
@@ -84,7 +92,10 @@ RUNC_ROOT=$runtime_dir/runc
 
 have_podman=0
 podman_cmd=
+podman_none_cmd=
 podman_note=
+podman_net_note=
+podman_net=
 if [ "${BENCH_PODMAN:-1}" = 0 ]; then
 	podman_note="BENCH_PODMAN=0"
 elif ! command -v podman >/dev/null; then
@@ -92,15 +103,13 @@ elif ! command -v podman >/dev/null; then
 else
 	say "podman"
 	podman_config
-	if ! as_user podman image exists localhost/busybox; then
-		as_user podman import --quiet --change 'CMD ["sh"]' "$WORK/busybox.tar" localhost/busybox >/dev/null
-	fi
+	podman_busybox
 	for extra_flags in "" "--cgroups=disabled"; do
 		c="podman run --rm --network none $extra_flags localhost/busybox true"
 		c=${c//  / }
 		# shellcheck disable=SC2086 # a plain command line, split on spaces
 		if out=$(as_user $c 2>&1); then
-			podman_cmd=$c
+			podman_none_cmd=$c
 			have_podman=1
 			break
 		fi
@@ -109,6 +118,22 @@ else
 	if [ "$have_podman" = 0 ]; then
 		podman_note="podman is installed but \`podman run\` failed here; its last error:
 $podman_err"
+	else
+		# The same without --network: podman's default rootless network.
+		c="podman run --rm $extra_flags localhost/busybox true"
+		c=${c//  / }
+		# Which one it is: 4.x makes slirp4netns the default, 5.x pasta.
+		# shellcheck disable=SC2086 # a plain command line, split on spaces
+		if id=$(as_user podman create $extra_flags localhost/busybox true 2>&1); then
+			podman_net=$(as_user podman inspect --format '{{.HostConfig.NetworkMode}}' "$id" 2>/dev/null || echo unknown)
+			as_user podman rm "$id" >/dev/null 2>&1 || true
+		fi
+		# shellcheck disable=SC2086 # a plain command line, split on spaces
+		if out=$(as_user $c 2>&1); then
+			podman_cmd=$c
+		else
+			podman_net_note="podman run with its default network ($podman_net) failed: $(echo "$out" | tail -1)"
+		fi
 	fi
 fi
 
@@ -116,8 +141,8 @@ fi
 
 floor_cmd="unshare -U -r -m -p -f -n -u -i chroot $ROOTFS /bin/true"
 runc_cmd="runc --root $RUNC_ROOT run -b $WORK/bundle $CID"
-pelagos_cmd="$PELAGOS run --rm ${pelagos_net[*]} localhost/busybox true"
-pelagos_cmd=${pelagos_cmd//  / }
+pelagos_cmd="$PELAGOS run --rm localhost/busybox true"
+pelagos_none_cmd="$PELAGOS run --rm --network none localhost/busybox true"
 
 check() { # check NAME CMD: run CMD once as the user; stop with its output on failure
 	local name=$1 out
@@ -132,6 +157,7 @@ say "sanity runs (this also warms pelagosd: D-Bus activation is not timed)"
 check floor "$floor_cmd"
 check runc "$runc_cmd"
 check pelagos "$pelagos_cmd"
+check pelagos-none "$pelagos_none_cmd"
 pelagos_containers_before=$(as_user "$PELAGOS" ps -a -q | wc -l)
 podman_containers_before=0
 [ "$have_podman" = 1 ] && podman_containers_before=$(as_user podman ps -a -q | wc -l)
@@ -142,17 +168,24 @@ say "versions"
 {
 	versions_header
 	echo "runc:      $(runc --version | head -1)"
+	echo "passt:     $(dpkg-query -W -f '${Version}' passt 2>/dev/null || echo unknown) (pasta: pelagos's default network)"
 	if [ "$have_podman" = 1 ]; then
-		echo "podman:    $(podman --version), storage $(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)"
+		echo "podman:    $(podman --version), storage $(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null), default network $podman_net$([ "$podman_net" = slirp4netns ] && echo " $(slirp4netns --version | head -1 | awk '{ print $NF }')")"
 	fi
 	echo "hyperfine: $(hyperfine --version)"
 } | tee "$WORK/out/versions.txt"
 
-names=(floor runc pelagos)
-cmds=("$floor_cmd" "$runc_cmd" "$pelagos_cmd")
+names=(floor runc pelagos pelagos-none)
+cmds=("$floor_cmd" "$runc_cmd" "$pelagos_cmd" "$pelagos_none_cmd")
 if [ "$have_podman" = 1 ]; then
-	names+=(podman)
-	cmds+=("$podman_cmd")
+	if [ -n "$podman_cmd" ]; then
+		names+=(podman)
+		cmds+=("$podman_cmd")
+	else
+		echo "note: $podman_net_note"
+	fi
+	names+=(podman-none)
+	cmds+=("$podman_none_cmd")
 else
 	echo "note: podman skipped: $podman_note"
 fi
@@ -174,6 +207,16 @@ if [ "$have_podman" = 1 ]; then
 	n=$(as_user podman ps -a -q | wc -l)
 	[ "$n" -ne "$podman_containers_before" ] && leftovers+=("podman: $podman_containers_before containers before, $n after")
 fi
+# Every run --rm has returned: no pasta or slirp4netns may be left (a
+# second's grace for podman, whose cleanup may end after the client).
+for _ in $(seq 1 20); do
+	[ "$(user_procs pasta pasta.avx2 slirp4netns)" = 0 ] && break
+	sleep 0.1
+done
+n=$(user_procs pasta pasta.avx2)
+[ "$n" -ne 0 ] && leftovers+=("$n pasta processes")
+n=$(user_procs slirp4netns)
+[ "$n" -ne 0 ] && leftovers+=("$n slirp4netns processes")
 
 # ---- the table ------------------------------------------------------------------
 
@@ -187,21 +230,27 @@ jq -r '.results[] | [.command, .median, .mean, (.stddev // 0), .min, .max] | map
 	cat "$WORK/out/versions.txt"
 	[ "$have_podman" = 1 ] || echo "podman:    skipped ($(echo "$podman_note" | head -1))"
 	echo
-	awk -F'\t' '
+	[ -z "$podman_net_note" ] || echo "podman:    $podman_net_note"
+	echo
+	awk -F'\t' -v podman_net="${podman_net:-default}" '
 		{ name[NR] = $1; med[NR] = $2; mean[NR] = $3; sd[NR] = $4; lo[NR] = $5; hi[NR] = $6; m[$1] = $2 }
 		END {
-			printf "%-8s %10s %16s %9s %9s %9s %9s\n", "command", "median ms", "mean ± sd ms", "min ms", "max ms", "x floor", "x pelagos"
+			printf "%-12s %10s %16s %9s %9s %9s\n", "command", "median ms", "mean ± sd ms", "min ms", "max ms", "x floor"
 			for (i = 1; i <= NR; i++)
-				printf "%-8s %10.2f %9.2f ± %5.2f %9.2f %9.2f %8.2fx %8.2fx\n", name[i], med[i], mean[i], sd[i], lo[i], hi[i], med[i] / m["floor"], med[i] / m["pelagos"]
-			printf "\n(medians) pelagos/floor = %.2fx, runc/floor = %.2fx, runc/pelagos = %.2fx", m["pelagos"] / m["floor"], m["runc"] / m["floor"], m["runc"] / m["pelagos"]
-			if ("podman" in m) printf ", podman/pelagos = %.2fx", m["podman"] / m["pelagos"]
+				printf "%-12s %10.2f %9.2f ± %5.2f %9.2f %9.2f %8.2fx\n", name[i], med[i], mean[i], sd[i], lo[i], hi[i], med[i] / m["floor"]
+			printf "\n(medians) pelagos/floor = %.2fx, pelagos-none/floor = %.2fx, runc/floor = %.2fx, runc/pelagos-none = %.2fx\n", m["pelagos"] / m["floor"], m["pelagos-none"] / m["floor"], m["runc"] / m["floor"], m["runc"] / m["pelagos-none"]
+			printf "network: pasta adds %.1f ms to pelagos (pelagos - pelagos-none)", m["pelagos"] - m["pelagos-none"]
+			if ("podman" in m) printf ", %s adds %.1f ms to podman (podman - podman-none)", podman_net, m["podman"] - m["podman-none"]
 			printf "\n"
-			printf "target: pelagos <= 2x floor: %s\n", (m["pelagos"] <= 2 * m["floor"]) ? "MET" : "NOT MET"
+			if ("podman" in m) printf "podman/pelagos, default network (%s vs pasta) = %.2fx\n", podman_net, m["podman"] / m["pelagos"]
+			if ("podman-none" in m) printf "podman-none/pelagos-none, --network none = %.2fx\n", m["podman-none"] / m["pelagos-none"]
+			printf "target: pelagos default network (pasta) <= 30 ms median: %s (%.2f ms)\n", (m["pelagos"] <= 30) ? "MET" : "NOT MET", m["pelagos"]
+			printf "target: pelagos --network none <= 2x floor: %s (%.2fx)\n", (m["pelagos-none"] <= 2 * m["floor"]) ? "MET" : "NOT MET", m["pelagos-none"] / m["floor"]
 		}' "$WORK/out/stats.tsv"
 	if [ ${#leftovers[@]} -gt 0 ]; then
 		printf 'LEFTOVERS (a run did not remove its container): %s\n' "${leftovers[@]}"
 	else
-		echo "leftovers: none (runc list empty, pelagos and podman container counts unchanged)"
+		echo "leftovers: none (runc list empty, pelagos and podman container counts unchanged, no pasta or slirp4netns left)"
 	fi
 } | tee "$RESULTS/run-rm.txt"
 echo "results: $RESULTS/run-rm.{json,md,txt}"
