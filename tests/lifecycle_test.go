@@ -488,3 +488,33 @@ func TestAttachStreamsAndSize(t *testing.T) {
 		t.Fatalf("ps -s: %q", out)
 	}
 }
+
+// TestAmbiguousIDPrefix: a prefix that fits two containers is refused,
+// naming the problem, and nothing is acted on.
+func TestAmbiguousIDPrefix(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	byFirst := map[byte][]string{}
+	var ids []string
+	for i := 0; i < 17; i++ { // 17 ids, 16 hex digits: two share a first digit
+		id := strings.TrimSpace(s.mustPelagos(t, "run", "-d", "--network", "none", "-l", "batch=ambiguous", "localhost/busybox", "true"))
+		ids = append(ids, id)
+		byFirst[id[0]] = append(byFirst[id[0]], id)
+	}
+	defer s.pelagos(t, append([]string{"rm", "-f"}, ids...)...)
+	for first, group := range byFirst {
+		if len(group) < 2 {
+			continue
+		}
+		res := s.pelagos(t, "rm", "-f", string(first))
+		if res.Code == 0 || !strings.Contains(res.Stderr, "ambiguous") {
+			t.Fatalf("rm of an ambiguous prefix: %s", res)
+		}
+		if n := len(strings.Fields(s.mustPelagos(t, "ps", "-aq", "--filter", "label=batch=ambiguous"))); n != 17 {
+			t.Fatalf("%d containers left after a refused rm, want 17", n)
+		}
+		return
+	}
+	t.Fatal("no two ids share a first digit (impossible)")
+}
