@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 )
 
@@ -87,4 +89,30 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// printFormatted prints rows as JSON (--format json) or one template
+// execution per row; done is false when neither was asked for and the
+// caller prints its table.
+func printFormatted[T any](e *env, format string, tmpl *template.Template, rows []T) (code int, done bool) {
+	switch {
+	case format == "json":
+		if rows == nil {
+			rows = []T{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "    ")
+		enc.Encode(rows)
+		return exitOK, true
+	case tmpl != nil:
+		for _, r := range rows {
+			if err := tmpl.Execute(e.stdout, r); err != nil {
+				e.errorf("--format: %v", err)
+				return exitFailure, true
+			}
+			fmt.Fprintln(e.stdout)
+		}
+		return exitOK, true
+	}
+	return exitOK, false
 }

@@ -100,21 +100,9 @@ func imagesCmd(e *env, args []string) int {
 		for _, r := range rows {
 			fmt.Fprintln(e.stdout, r.ID)
 		}
-	case *format == "json":
-		if rows == nil {
-			rows = []imageRow{}
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "    ")
-		enc.Encode(rows)
-	case tmpl != nil:
-		for _, r := range rows {
-			if err := tmpl.Execute(e.stdout, r); err != nil {
-				e.errorf("--format: %v", err)
-				return exitFailure
-			}
-			fmt.Fprintln(e.stdout)
-		}
+	case *format != "":
+		code, _ := printFormatted(e, *format, tmpl, rows)
+		return code
 	default:
 		tw := newTable(e.stdout)
 		if *digests {
@@ -591,18 +579,9 @@ func historyCmd(e *env, args []string) int {
 		for _, r := range rows {
 			fmt.Fprintln(e.stdout, r.ID)
 		}
-	case *format == "json":
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "    ")
-		enc.Encode(rows)
-	case tmpl != nil:
-		for _, r := range rows {
-			if err := tmpl.Execute(e.stdout, r); err != nil {
-				e.errorf("--format: %v", err)
-				return exitFailure
-			}
-			fmt.Fprintln(e.stdout)
-		}
+	case *format != "":
+		code, _ := printFormatted(e, *format, tmpl, rows)
+		return code
 	default:
 		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "ID\tCREATED\tCREATED BY\tSIZE\tCOMMENT")

@@ -689,19 +689,13 @@ func healthcheckCmd(e *env, args []string) int {
 	return exitOK
 }
 
-func pauseCmd(e *env, args []string) int {
-	return e.onContainers(e.flags("pause"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
-		if err := c.Pause(e.ctx, path, true); err != nil {
-			return err
-		}
-		fmt.Fprintln(e.stdout, name)
-		return nil
-	})
-}
+func pauseCmd(e *env, args []string) int   { return e.setPaused("pause", args, true) }
+func unpauseCmd(e *env, args []string) int { return e.setPaused("unpause", args, false) }
 
-func unpauseCmd(e *env, args []string) int {
-	return e.onContainers(e.flags("unpause"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
-		if err := c.Pause(e.ctx, path, false); err != nil {
+// setPaused is the body of pause and unpause.
+func (e *env) setPaused(cmd string, args []string, pause bool) int {
+	return e.onContainers(e.flags(cmd), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
+		if err := c.Pause(e.ctx, path, pause); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, name)

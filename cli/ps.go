@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -112,18 +111,9 @@ func psCmd(e *env, args []string) int {
 		}
 	}
 	switch {
-	case *format == "json":
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "    ")
-		enc.Encode(out)
-	case tmpl != nil:
-		for _, r := range out {
-			if err := tmpl.Execute(e.stdout, r); err != nil {
-				e.errorf("--format: %v", err)
-				return exitFailure
-			}
-			fmt.Fprintln(e.stdout)
-		}
+	case *format != "":
+		code, _ := printFormatted(e, *format, tmpl, out)
+		return code
 	default:
 		tw := newTable(e.stdout)
 		header := "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES"

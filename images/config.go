@@ -7,18 +7,15 @@ import (
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/types"
 )
 
 // Config returns the OCI configuration (entrypoint, cmd, env, user, ...)
 // of a stored image.
 func (s *Store) Config(ctx context.Context, id string) (*imgspecv1.Image, error) {
-	ref, err := s.storeRef(id)
+	img, err := s.openImage(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	img, err := ref.NewImage(ctx, s.sys)
-	if err != nil {
-		return nil, fmt.Errorf("open image %s: %w", id, err)
 	}
 	defer img.Close()
 	cfg, err := img.OCIConfig(ctx)
@@ -41,13 +38,9 @@ type Healthcheck struct {
 
 // Healthcheck returns the image's HEALTHCHECK, or nil when it has none.
 func (s *Store) Healthcheck(ctx context.Context, id string) (*Healthcheck, error) {
-	ref, err := s.storeRef(id)
+	img, err := s.openImage(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	img, err := ref.NewImage(ctx, s.sys)
-	if err != nil {
-		return nil, fmt.Errorf("open image %s: %w", id, err)
 	}
 	defer img.Close()
 	blob, err := img.ConfigBlob(ctx)
@@ -63,4 +56,17 @@ func (s *Store) Healthcheck(ctx context.Context, id string) (*Healthcheck, error
 		return nil, fmt.Errorf("parse config of image %s: %w", id, err)
 	}
 	return cfg.Config.Healthcheck, nil
+}
+
+// openImage opens a stored image for reading its manifest and config.
+func (s *Store) openImage(ctx context.Context, id string) (types.ImageCloser, error) {
+	ref, err := s.storeRef(id)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ref.NewImage(ctx, s.sys)
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", id, err)
+	}
+	return img, nil
 }

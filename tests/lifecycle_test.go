@@ -343,17 +343,19 @@ func TestTop(t *testing.T) {
 	withBusybox(t, s)
 	s.mustPelagos(t, "run", "-d", "--name", "topped", "--network", "none", "localhost/busybox", "sh", "-c", "sleep 300 & sleep 301")
 	defer s.pelagos(t, "rm", "-f", "topped")
-	var out string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		out = s.mustPelagos(t, "top", "topped")
-		if strings.Count(out, "\n") == 3 {
-			break
-		}
+	// sh runs its last command in its own place: sleep 301 is PID 1,
+	// once both commands have been executed.
+	ok := func(out string) bool {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return len(lines) == 3 && strings.HasPrefix(lines[0], "USER") &&
+			regexp.MustCompile(`^0\s+1\s+0\s.*sleep 301$`).MatchString(lines[1]) &&
+			regexp.MustCompile(`^0\s+\d+\s+1\s.*sleep 300$`).MatchString(lines[2])
 	}
-	// sh runs its last command in its own place: sleep 301 is PID 1.
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "USER") || !regexp.MustCompile(`^0\s+1\s+0\s.*sleep 301$`).MatchString(lines[1]) ||
-		!regexp.MustCompile(`^0\s+\d+\s+1\s.*sleep 300$`).MatchString(lines[2]) {
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok(out); time.Sleep(50 * time.Millisecond) {
+		out = s.mustPelagos(t, "top", "topped")
+	}
+	if !ok(out) {
 		t.Fatalf("top:\n%s", out)
 	}
 	s.mustPelagos(t, "stop", "-t", "0", "topped")

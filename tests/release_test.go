@@ -38,6 +38,19 @@ func takeSnapshot(t *testing.T, s *userSession) snapshot {
 	}
 }
 
+// settledSnapshot counts again for a moment until the counts match want:
+// pasta is told to go when a run ends and finishes exiting in the
+// background (its teardown takes ~25 ms).
+func settledSnapshot(t *testing.T, s *userSession, want snapshot) snapshot {
+	t.Helper()
+	got := takeSnapshot(t, s)
+	for deadline := time.Now().Add(3 * time.Second); got != want && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		got = takeSnapshot(t, s)
+	}
+	return got
+}
+
 // quietSnapshot waits until no pasta of an earlier run is still exiting
 // (they finish in the background), then counts.
 func quietSnapshot(t *testing.T, s *userSession) snapshot {
@@ -89,11 +102,7 @@ func TestResourcesReleased(t *testing.T) {
 	// pasta is told to go when a run ends and finishes exiting in the
 	// background (it takes ~25 ms to tear down its buffers): allow it a
 	// moment.
-	after := takeSnapshot(t, s)
-	for deadline := time.Now().Add(3 * time.Second); after != before && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		after = takeSnapshot(t, s)
-	}
+	after := settledSnapshot(t, s, before)
 	if after != before {
 		t.Fatalf("resources leaked: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
 	}
@@ -151,11 +160,7 @@ func TestConcurrentDetachedRuns(t *testing.T) {
 	}
 	args := append([]string{"rm", "-f"}, names...)
 	s.mustPelagos(t, args...)
-	after := takeSnapshot(t, s)
-	for deadline := time.Now().Add(3 * time.Second); after != before && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		after = takeSnapshot(t, s)
-	}
+	after := settledSnapshot(t, s, before)
 	if after != before {
 		t.Fatalf("resources leaked: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
 	}
@@ -181,11 +186,7 @@ func TestManyRunRmCycles(t *testing.T) {
 			s.mustPelagos(t, "rm", "cycle")
 		}
 	}
-	after := takeSnapshot(t, s)
-	for deadline := time.Now().Add(3 * time.Second); after != before && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		after = takeSnapshot(t, s)
-	}
+	after := settledSnapshot(t, s, before)
 	if after != before {
 		t.Fatalf("resources leaked after 500 cycles: before %+v, after %+v\nprocesses now: %s", before, after, describeProcs(s.u.UID))
 	}
