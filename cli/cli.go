@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	godbus "github.com/godbus/dbus/v5"
 	"github.com/spf13/pflag"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -204,4 +205,14 @@ func (e *env) callErr(err error) {
 		return
 	}
 	e.errorf("%v", err)
+}
+
+// lookupContainer finds a container by name or id, printing the failure.
+func (e *env) lookupContainer(c *pdbus.Client, name string) (godbus.ObjectPath, bool) {
+	path, err := c.GetContainer(e.ctx, name)
+	if err != nil {
+		e.callErr(err)
+		return "", false
+	}
+	return path, true
 }

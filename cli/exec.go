@@ -33,9 +33,8 @@ func execCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	path, err := c.GetContainer(e.ctx, fs.Arg(0))
-	if err != nil {
-		e.callErr(err)
+	path, ok := e.lookupContainer(c, fs.Arg(0))
+	if !ok {
 		return exitFailure
 	}
 	opts := pdbus.ExecOptions{Env: env, WorkingDir: *workdir, User: *user, Detach: *detach}

@@ -196,9 +196,8 @@ func logsCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	path, err := c.GetContainer(e.ctx, fs.Arg(0))
-	if err != nil {
-		e.callErr(err)
+	path, ok := e.lookupContainer(c, fs.Arg(0))
+	if !ok {
 		return exitFailure
 	}
 	props, err := c.Properties(e.ctx, path, pdbus.ContainerIface)

@@ -198,9 +198,8 @@ func attachCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	path, err := c.GetContainer(e.ctx, fs.Arg(0))
-	if err != nil {
-		e.callErr(err)
+	path, ok := e.lookupContainer(c, fs.Arg(0))
+	if !ok {
 		return exitFailure
 	}
 	rows, cols := e.windowSize()
