@@ -40,6 +40,7 @@ type Manager struct {
 	logSink *os.File
 	// pastaVersion is asked of pasta once, when first needed.
 	pastaVersionOnce sync.Once
+	pastaWarnOnce    sync.Once
 	pastaVersion     string
 	cgroups          cgroups
 

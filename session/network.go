@@ -78,7 +78,8 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 				return netConfig{}, pdbus.Errorf(pdbus.ErrInvalidArgument, "cannot publish ports: %v", why)
 			}
 			nc.Mode, nc.Warning = network.Mode{Kind: network.None}, why.Error()
-			m.log.Warn("no pasta networking", "why", why)
+			// Logged once per service; every run tells its user.
+			m.pastaWarnOnce.Do(func() { m.log.Warn("no pasta networking", "why", why) })
 		}
 	}
 	if err := network.PrepareHostPorts(nc.Ports); err != nil {
