@@ -170,3 +170,22 @@ func TestDetachKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMount(t *testing.T) {
+	for _, tc := range []struct{ in, vol, tmpfs string }{
+		{"type=bind,source=/a,target=/b", "/a:/b", ""},
+		{"type=bind,src=/a,dst=/b,readonly", "/a:/b:ro", ""},
+		{"type=volume,source=data,target=/data", "data:/data", ""},
+		{"type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777", "", "/t:size=64m,mode=1777"},
+	} {
+		vol, tmpfs, err := parseMount(tc.in)
+		if err != nil || vol != tc.vol || tmpfs != tc.tmpfs {
+			t.Errorf("parseMount(%q) = %q, %q, %v", tc.in, vol, tmpfs, err)
+		}
+	}
+	for _, bad := range []string{"type=bind,target=/b", "type=bind,source=/a", "type=nfs,source=x,target=/y", "type=tmpfs,source=/x,target=/y", "type=bind,source=/a:b,target=/c", "type=bind,source=/a,target=/b,bogus=1"} {
+		if _, _, err := parseMount(bad); err == nil {
+			t.Errorf("parseMount(%q) should fail", bad)
+		}
+	}
+}

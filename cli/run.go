@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -41,6 +42,10 @@ type runOptions struct {
 	detachKeys  []byte
 	detachSpec  string
 	attach      []string
+	mounts      []string
+	binds       []string
+	bindsRO     []string
+	masked      []string
 	health      pdbus.ContainerConfig // only its Health* fields
 	capAdd      []string
 	capDrop     []string
@@ -107,6 +112,10 @@ func runCmd(e *env, args []string) int {
 	fs.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	fs.BoolVar(&o.roTmpfs, "read-only-tmpfs", true, "with --read-only, writable tmpfs on /tmp, /var/tmp and /run")
 	fs.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind a host path or a named volume: SRC:DST[:ro]")
+	fs.StringArrayVar(&o.mounts, "mount", nil, "type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,tmpfs-size=64m][,tmpfs-mode=1777]")
+	fs.StringArrayVar(&o.binds, "bind", nil, "bind a host path: SRC:DST (as -v)")
+	fs.StringArrayVar(&o.bindsRO, "bind-ro", nil, "bind a host path read-only: SRC:DST")
+	fs.StringArrayVar(&o.masked, "masked-path", nil, "hide a path in the container (on top of the default masks)")
 	fs.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs: DST[:size=64m,mode=1777,...]")
 	fs.StringArrayVar(&o.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048")
 	fs.StringArrayVar(&o.sysctls, "sysctl", nil, "namespaced kernel parameter KEY=VALUE (net.*, kernel.shm*, ...)")
@@ -152,6 +161,22 @@ func runCmd(e *env, args []string) int {
 			o.interactive = true
 		}
 	}
+	o.volumes = append(o.volumes, o.binds...)
+	for _, b := range o.bindsRO {
+		o.volumes = append(o.volumes, b+":ro")
+	}
+	for _, m := range o.mounts {
+		vol, tmpfs, err := parseMount(m)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFailure
+		}
+		if vol != "" {
+			o.volumes = append(o.volumes, vol)
+		} else {
+			o.tmpfs = append(o.tmpfs, tmpfs)
+		}
+	}
 	keys, err := parseDetachKeys(o.detachSpec)
 	if err != nil {
 		e.errorf("%v", err)
@@ -172,7 +197,7 @@ func runCmd(e *env, args []string) int {
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
 		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
-		AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
+		MaskedPaths: o.masked, AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
 		HealthCmd: o.health.HealthCmd, HealthInterval: o.health.HealthInterval, HealthTimeout: o.health.HealthTimeout,
 		HealthStartPeriod: o.health.HealthStartPeriod, HealthRetries: o.health.HealthRetries, NoHealthcheck: o.health.NoHealthcheck,
 	}
@@ -354,4 +379,65 @@ func (e *env) printWarnings(c *pdbus.Client, path godbus.ObjectPath) {
 	for _, w := range ws {
 		fmt.Fprintf(e.stderr, "WARN[0000] %s\n", w)
 	}
+}
+
+// parseMount turns a --mount spec into the -v or --tmpfs spec it means.
+func parseMount(spec string) (volume, tmpfs string, err error) {
+	bad := func(why string) error {
+		return fmt.Errorf("--mount %q: %s (use type=bind|volume|tmpfs,source=SRC,target=DST[,readonly])", spec, why)
+	}
+	var typ, src, dst string
+	ro := false
+	var tmpOpts []string
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "type":
+			typ = v
+		case "source", "src":
+			src = v
+		case "target", "destination", "dst":
+			dst = v
+		case "readonly", "ro":
+			ro = v == "" || v == "true" || v == "1"
+		case "tmpfs-size":
+			tmpOpts = append(tmpOpts, "size="+v)
+		case "tmpfs-mode":
+			tmpOpts = append(tmpOpts, "mode="+v)
+		case "bind-propagation", "relabel", "z", "Z", "consistency":
+			// Accepted for podman compatibility; binds are private here.
+		default:
+			return "", "", bad("unknown option " + strconv.Quote(k))
+		}
+	}
+	if dst == "" {
+		return "", "", bad("no target")
+	}
+	if strings.ContainsAny(src+dst, ":,") {
+		return "", "", bad("paths with ':' or ',' are not supported")
+	}
+	switch typ {
+	case "bind", "volume":
+		if src == "" {
+			return "", "", bad("no source")
+		}
+		v := src + ":" + dst
+		if ro {
+			v += ":ro"
+		}
+		return v, "", nil
+	case "tmpfs":
+		if src != "" {
+			return "", "", bad("a tmpfs has no source")
+		}
+		t := dst
+		if ro {
+			tmpOpts = append(tmpOpts, "ro")
+		}
+		if len(tmpOpts) > 0 {
+			t += ":" + strings.Join(tmpOpts, ",")
+		}
+		return "", t, nil
+	}
+	return "", "", bad("type must be bind, volume or tmpfs")
 }

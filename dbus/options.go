@@ -73,6 +73,8 @@ type ContainerConfig struct {
 	HealthStartPeriod string
 	HealthRetries     int64
 	NoHealthcheck     bool
+	// MaskedPaths are hidden in the container on top of the defaults.
+	MaskedPaths []string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -149,6 +151,7 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	if c.NoHealthcheck {
 		m["NoHealthcheck"] = godbus.MakeVariant(true)
 	}
+	putStrings(m, "MaskedPaths", c.MaskedPaths)
 	return m
 }
 
@@ -293,6 +296,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("HealthStartPeriod", &c.HealthStartPeriod)
 	d.int64("HealthRetries", &c.HealthRetries)
 	d.boolean("NoHealthcheck", &c.NoHealthcheck)
+	d.strs("MaskedPaths", &c.MaskedPaths)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

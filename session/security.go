@@ -26,6 +26,11 @@ type security struct {
 	Masked         bool   `json:"masked"`
 	ReadonlyRootfs bool   `json:"readonlyRootfs"`
 	Privileged     bool   `json:"privileged"`
+	// ExtraMasked are hidden on top of the defaults (--masked-path,
+	// --security-opt mask=); Unmasked are defaults shown after all
+	// (--security-opt unmask=PATH|ALL).
+	ExtraMasked []string `json:"extraMasked,omitempty"`
+	Unmasked    []string `json:"unmasked,omitempty"`
 }
 
 const customSeccompFile = "seccomp.json"
@@ -41,6 +46,13 @@ func decideSecurity(cfg pdbus.ContainerConfig) (security, []byte, error) {
 		// Everything the user namespace can give; still rootless.
 		sec = security{Seccomp: "unconfined", Privileged: true, ReadonlyRootfs: cfg.ReadOnly}
 		base = container.AllCapabilities()
+	}
+	for _, p := range cfg.MaskedPaths {
+		clean, err := maskPath(p)
+		if err != nil {
+			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--masked-path: %v", err)
+		}
+		sec.ExtraMasked = append(sec.ExtraMasked, clean)
 	}
 	caps, err := container.ApplyCapChanges(base, cfg.CapAdd, cfg.CapDrop)
 	if err != nil {
@@ -83,6 +95,22 @@ func decideSecurity(cfg pdbus.ContainerConfig) (security, []byte, error) {
 					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: not a valid seccomp profile: %v", opt, err)
 				}
 				sec.Seccomp, custom = "custom", b
+			}
+		case "mask", "unmask":
+			for _, path := range strings.Split(value, ":") {
+				if key == "unmask" && path == "ALL" {
+					sec.Unmasked = append(sec.Unmasked, "ALL")
+					continue
+				}
+				clean, err := maskPath(path)
+				if err != nil {
+					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: %v", opt, err)
+				}
+				if key == "mask" {
+					sec.ExtraMasked = append(sec.ExtraMasked, clean)
+				} else {
+					sec.Unmasked = append(sec.Unmasked, clean)
+				}
 			}
 		case "label":
 			if value != "disable" && !lsmEnabled("selinux") {
@@ -132,9 +160,10 @@ func (s security) apply(spec *container.Spec, dir string, cache *seccompCache) e
 	spec.NoNewPrivileges = s.NoNewPrivileges
 	spec.ReadonlyRootfs = s.ReadonlyRootfs
 	if s.Masked {
-		spec.MaskedPaths = container.DefaultMaskedPaths
-		spec.ReadonlyPaths = container.DefaultReadonlyPaths
+		spec.MaskedPaths = unmask(container.DefaultMaskedPaths, s.Unmasked)
+		spec.ReadonlyPaths = unmask(container.DefaultReadonlyPaths, s.Unmasked)
 	}
+	spec.MaskedPaths = append(append([]string(nil), spec.MaskedPaths...), s.ExtraMasked...)
 	switch s.Seccomp {
 	case "default":
 		bpf, err := cache.defaultProfile(s.Capabilities)
@@ -184,4 +213,33 @@ func (c *seccompCache) defaultProfile(caps []string) ([]byte, error) {
 	}
 	c.compiled[key] = b
 	return b, nil
+}
+
+// maskPath checks a path to hide: absolute, clean, not the root.
+func maskPath(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%q is not an absolute path", p)
+	}
+	clean := filepath.Clean(p)
+	if clean == "/" || clean != p && clean+"/" != p {
+		return "", fmt.Errorf("%q: give a clean path other than / (e.g. /proc/acpi)", p)
+	}
+	return clean, nil
+}
+
+// unmask drops the paths the user asked to see from a default list.
+func unmask(paths, shown []string) []string {
+	var out []string
+	for _, p := range paths {
+		keep := true
+		for _, u := range shown {
+			if u == "ALL" || u == p {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, p)
+		}
+	}
+	return out
 }

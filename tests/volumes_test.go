@@ -161,3 +161,34 @@ func TestVolumeCommands(t *testing.T) {
 		t.Fatalf("prune left the volume: %q", out)
 	}
 }
+
+// TestMountFlagAndMaskedPaths: --mount, --bind-ro and --masked-path, as
+// podman users write them.
+func TestMountFlagAndMaskedPaths(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	dir := filepath.Join(s.u.Home, "mount-src")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("from-host\n"), 0o644)
+	os.Chown(dir, s.u.UID, s.u.GID)
+	defer os.RemoveAll(dir)
+	res := s.pelagos(t, "run", "--rm", "--network", "none",
+		"--mount", "type=bind,source="+dir+",target=/m,readonly",
+		"--mount", "type=tmpfs,target=/scratch,tmpfs-size=1m",
+		"--bind-ro", dir+":/r",
+		"localhost/busybox", "sh", "-c", "cat /m/f /r/f; touch /m/x 2>/dev/null || echo m-ro; grep -c ' /scratch tmpfs ' /proc/mounts")
+	if res.Code != 0 || res.Stdout != "from-host\nfrom-host\nm-ro\n1\n" {
+		t.Fatalf("--mount/--bind-ro: %s", res)
+	}
+	res = s.pelagos(t, "run", "--rm", "--network", "none", "--masked-path", "/etc/hostname", "--security-opt", "mask=/etc/hosts",
+		"localhost/busybox", "sh", "-c", "wc -c < /etc/hostname; wc -c < /etc/hosts")
+	if res.Code != 0 || res.Stdout != "0\n0\n" {
+		t.Fatalf("--masked-path: %s", res)
+	}
+	for _, args := range [][]string{{"--mount", "type=nfs,source=x,target=/y"}, {"--masked-path", "relative/p"}, {"--security-opt", "mask=/"}} {
+		if res := s.pelagos(t, append(append([]string{"run", "--rm"}, args...), "localhost/busybox", "true")...); res.Code != 125 {
+			t.Errorf("%v: want exit 125, got %s", args, res)
+		}
+	}
+}
