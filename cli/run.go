@@ -107,7 +107,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
 	fs.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (CHOWN, ..., ALL)")
-	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|unconfined|PROFILE.json, label=disable")
+	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|minimal|iouring|unconfined|PROFILE.json, mask=/a:/b, unmask=/p|ALL, label=disable")
 	fs.BoolVar(&o.privileged, "privileged", false, "all capabilities of your user namespace, no seccomp, no masked paths")
 	fs.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	fs.BoolVar(&o.roTmpfs, "read-only-tmpfs", true, "with --read-only, writable tmpfs on /tmp, /var/tmp and /run")
@@ -204,7 +204,7 @@ func runCmd(e *env, args []string) int {
 	for _, opt := range o.securityOpt {
 		// A profile path is the caller's: the service needs it absolute.
 		if k, v, ok := strings.Cut(opt, "="); ok && k == "seccomp" && v != "" && !filepath.IsAbs(v) &&
-			v != "default" && v != "unconfined" && v != "none" {
+			v != "default" && v != "unconfined" && v != "none" && v != "minimal" && v != "iouring" {
 			abs, err := filepath.Abs(v)
 			if err == nil {
 				opt = "seccomp=" + abs

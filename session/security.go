@@ -10,6 +10,7 @@ import (
 
 	seccompprofiles "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -77,12 +78,12 @@ func decideSecurity(cfg pdbus.ContainerConfig) (security, []byte, error) {
 			}
 		case "seccomp":
 			switch value {
-			case "default":
-				sec.Seccomp = "default"
+			case "default", "minimal", "iouring":
+				sec.Seccomp = value
 			case "unconfined", "none":
 				sec.Seccomp = "unconfined"
 			case "":
-				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: use seccomp=default, seccomp=unconfined or seccomp=/path/to/profile.json", opt)
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: use seccomp=default, minimal, iouring, unconfined or /path/to/profile.json", opt)
 			default:
 				if !filepath.IsAbs(value) {
 					return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: a profile must be an absolute path to a JSON file (or default, unconfined)", opt)
@@ -165,8 +166,8 @@ func (s security) apply(spec *container.Spec, dir string, cache *seccompCache) e
 	}
 	spec.MaskedPaths = append(append([]string(nil), spec.MaskedPaths...), s.ExtraMasked...)
 	switch s.Seccomp {
-	case "default":
-		bpf, err := cache.defaultProfile(s.Capabilities)
+	case "default", "minimal", "iouring":
+		bpf, err := cache.profile(s.Seccomp, s.Capabilities)
 		if err != nil {
 			return err
 		}
@@ -193,16 +194,35 @@ type seccompCache struct {
 	compiled map[string][]byte
 }
 
-func (c *seccompCache) defaultProfile(caps []string) ([]byte, error) {
-	key := strings.Join(caps, ",")
+// profile compiles a built-in profile for a capability set:
+//   - default: Docker's profile;
+//   - iouring: Docker's, plus the io_uring calls it refuses (they have
+//     been a rich source of kernel bugs: ask for them only when needed);
+//   - minimal: allow everything but the calls that change the kernel or
+//     the machine (modules, kexec, swap, clock, accounting, keyrings, ...)
+//     for programs the default profile breaks.
+func (c *seccompCache) profile(name string, caps []string) ([]byte, error) {
+	key := name + ":" + strings.Join(caps, ",")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b, ok := c.compiled[key]; ok {
 		return b, nil
 	}
-	p, err := seccompprofiles.GetDefaultProfile(specWithCaps(caps))
-	if err != nil {
-		return nil, fmt.Errorf("default seccomp profile: %w", err)
+	var p *specs.LinuxSeccomp
+	var err error
+	switch name {
+	case "minimal":
+		p = minimalSeccomp()
+	default:
+		if p, err = seccompprofiles.GetDefaultProfile(specWithCaps(caps)); err != nil {
+			return nil, fmt.Errorf("default seccomp profile: %w", err)
+		}
+		if name == "iouring" {
+			p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{
+				Names:  []string{"io_uring_setup", "io_uring_enter", "io_uring_register"},
+				Action: specs.ActAllow,
+			})
+		}
 	}
 	b, err := container.CompileSeccomp(p)
 	if err != nil {
@@ -242,4 +262,25 @@ func unmask(paths, shown []string) []string {
 		}
 	}
 	return out
+}
+
+// minimalSeccomp allows every call but those that act on the kernel or
+// the whole machine, which no container has business making.
+func minimalSeccomp() *specs.LinuxSeccomp {
+	eperm := uint(unix.EPERM)
+	return &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64, specs.ArchARM},
+		Syscalls: []specs.LinuxSyscall{{
+			Names: []string{
+				"acct", "add_key", "adjtimex", "bpf", "clock_adjtime", "clock_settime", "create_module",
+				"delete_module", "finit_module", "get_kernel_syms", "init_module", "ioperm", "iopl",
+				"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "nfsservctl", "open_by_handle_at",
+				"perf_event_open", "query_module", "quotactl", "reboot", "request_key", "settimeofday",
+				"stime", "swapoff", "swapon", "syslog", "_sysctl", "uselib", "userfaultfd", "vm86", "vm86old",
+			},
+			Action:   specs.ActErrno,
+			ErrnoRet: &eperm,
+		}},
+	}
 }

@@ -286,3 +286,22 @@ func TestInitReapsAndForwards(t *testing.T) {
 		t.Fatalf("--init with a missing command: %s", r)
 	}
 }
+
+// TestSeccompProfiles: seccomp=minimal lets a container make a nested
+// user namespace, which Docker's default profile refuses; iouring is
+// the default plus io_uring; both keep a filter loaded.
+func TestSeccompProfiles(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	probe := "unshare -U true 2>/dev/null && echo nested-userns; grep -c '^Seccomp:[[:space:]]2' /proc/self/status"
+	for prof, want := range map[string]string{"default": "1\n", "iouring": "1\n", "minimal": "nested-userns\n1\n"} {
+		res := s.pelagos(t, "run", "--rm", "--network", "none", "--security-opt", "seccomp="+prof, "localhost/busybox", "sh", "-c", probe)
+		if res.Stdout != want {
+			t.Errorf("seccomp=%s: want %q, got %s", prof, want, res)
+		}
+	}
+	if res := s.pelagos(t, "run", "--rm", "--security-opt", "seccomp=", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "minimal") {
+		t.Errorf("seccomp= empty: %s", res)
+	}
+}
