@@ -13,16 +13,8 @@ import (
 // Config returns the OCI configuration (entrypoint, cmd, env, user, ...)
 // of a stored image.
 func (s *Store) Config(ctx context.Context, id string) (*imgspecv1.Image, error) {
-	img, err := s.openImage(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
-	cfg, err := img.OCIConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read config of image %s: %w", id, err)
-	}
-	return cfg, nil
+	cfg, _, err := s.RunConfig(ctx, id)
+	return cfg, err
 }
 
 // Healthcheck is a Docker image's HEALTHCHECK instruction. OCI image
@@ -36,26 +28,32 @@ type Healthcheck struct {
 	Retries     int           `json:"Retries"`
 }
 
-// Healthcheck returns the image's HEALTHCHECK, or nil when it has none.
-func (s *Store) Healthcheck(ctx context.Context, id string) (*Healthcheck, error) {
+// RunConfig returns what running the image needs from its configuration,
+// read once: the OCI configuration and the HEALTHCHECK (nil when none;
+// only Docker's format keeps one, under "config").
+func (s *Store) RunConfig(ctx context.Context, id string) (*imgspecv1.Image, *Healthcheck, error) {
 	img, err := s.openImage(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer img.Close()
-	blob, err := img.ConfigBlob(ctx)
+	cfg, err := img.OCIConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read config of image %s: %w", id, err)
+		return nil, nil, fmt.Errorf("read config of image %s: %w", id, err)
 	}
-	var cfg struct {
+	blob, err := img.ConfigBlob(ctx) // cached by the image: no second read
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config of image %s: %w", id, err)
+	}
+	var docker struct {
 		Config struct {
 			Healthcheck *Healthcheck `json:"Healthcheck"`
 		} `json:"config"`
 	}
-	if err := json.Unmarshal(blob, &cfg); err != nil {
-		return nil, fmt.Errorf("parse config of image %s: %w", id, err)
+	if err := json.Unmarshal(blob, &docker); err != nil {
+		return nil, nil, fmt.Errorf("parse config of image %s: %w", id, err)
 	}
-	return cfg.Config.Healthcheck, nil
+	return cfg, docker.Config.Healthcheck, nil
 }
 
 // openImage opens a stored image for reading its manifest and config.

@@ -80,7 +80,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", cfg.Image)
 	}
-	icfg, err := m.store.Config(ctx, img.ID)
+	icfg, imageHealth, err := m.store.RunConfig(ctx, img.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +108,6 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		if _, err := parseSignal(stopSignal); err != nil {
 			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "stop signal %q: %v", stopSignal, err)
 		}
-	}
-	imageHealth, err := m.store.Healthcheck(ctx, img.ID)
-	if err != nil {
-		return nil, err
 	}
 	health, err := parseHealth(cfg, imageHealth)
 	if err != nil {
