@@ -321,8 +321,14 @@ func seekTail(f *os.File, n int) error {
 func inspectCmd(e *env, args []string) int {
 	fs := e.flags("inspect")
 	kind := fs.StringP("type", "t", "all", "what to inspect: container, image or all (containers first)")
+	format := fs.StringP("format", "f", "", "a Go template applied to each object, e.g. '{{.State.Pid}}', or json")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
+	}
+	tmpl, err := parseFormat(*format)
+	if err != nil {
+		e.errorf("--format: %v", err)
+		return exitFailure
 	}
 	if fs.NArg() == 0 {
 		e.errorf("\"pelagos inspect\" requires at least 1 argument: pelagos inspect [--type container|image] NAME [NAME...]")
@@ -347,6 +353,12 @@ func inspectCmd(e *env, args []string) int {
 			continue
 		}
 		out = append(out, v)
+	}
+	if tmpl != nil {
+		if c, _ := printFormatted(e, *format, tmpl, out); c != exitOK {
+			return c
+		}
+		return code
 	}
 	if len(out) > 0 {
 		enc := json.NewEncoder(e.stdout)
@@ -450,6 +462,7 @@ type inspectHost struct {
 	NoNewPrivileges any                      `json:"NoNewPrivileges"`
 	Seccomp         any                      `json:"SeccompProfile"`
 	NetworkMode     any                      `json:"NetworkMode"`
+	UsernsMode      any                      `json:"UsernsMode"`
 	PortBindings    map[string][]inspectPort `json:"PortBindings"`
 }
 
@@ -522,7 +535,7 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		HostConfig: inspectHost{
 			AutoRemove: v("AutoRemove"), Privileged: v("Privileged"), ReadonlyRootfs: v("ReadOnly"),
 			NoNewPrivileges: v("NoNewPrivileges"), Seccomp: v("Seccomp"),
-			NetworkMode: v("NetworkMode"), PortBindings: portMap(containerPorts(p)),
+			NetworkMode: v("NetworkMode"), UsernsMode: v("UsernsMode"), PortBindings: portMap(containerPorts(p)),
 		},
 		Mounts:  []inspectMount{},
 		Network: inspectNetwork{IPAddress: v("IPAddress"), Ports: portMap(containerPorts(p))},

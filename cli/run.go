@@ -46,6 +46,11 @@ type runOptions struct {
 	binds       []string
 	bindsRO     []string
 	masked      []string
+	userns      string
+	uidmap      []string
+	gidmap      []string
+	apparmor    string
+	selinux     string
 	health      pdbus.ContainerConfig // only its Health* fields
 	capAdd      []string
 	capDrop     []string
@@ -116,6 +121,11 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVar(&o.binds, "bind", nil, "bind a host path: SRC:DST (as -v)")
 	fs.StringArrayVar(&o.bindsRO, "bind-ro", nil, "bind a host path read-only: SRC:DST")
 	fs.StringArrayVar(&o.masked, "masked-path", nil, "hide a path in the container (on top of the default masks)")
+	fs.StringVar(&o.userns, "userns", "", "user namespace: keep-id[:uid=U,gid=G] (your uid inside), auto[:size=N] (a private id range), host")
+	fs.StringArrayVar(&o.uidmap, "uidmap", nil, "CONTAINER_ID:HOST_ID:SIZE uid map of a private user namespace (host ids: 0 is you, 1... your subuids)")
+	fs.StringArrayVar(&o.gidmap, "gidmap", nil, "CONTAINER_ID:HOST_ID:SIZE gid map (default: as --uidmap)")
+	fs.StringVar(&o.apparmor, "apparmor-profile", "", "run the command under this AppArmor profile (AppArmor must be active)")
+	fs.StringVar(&o.selinux, "selinux-label", "", "run the command with this SELinux process label (SELinux must be active)")
 	fs.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs: DST[:size=64m,mode=1777,...]")
 	fs.StringArrayVar(&o.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048")
 	fs.StringArrayVar(&o.sysctls, "sysctl", nil, "namespaced kernel parameter KEY=VALUE (net.*, kernel.shm*, ...)")
@@ -197,6 +207,7 @@ func runCmd(e *env, args []string) int {
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
 		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
+		UserNS: o.userns, UIDMap: o.uidmap, GIDMap: o.gidmap, AppArmorProfile: o.apparmor, SELinuxLabel: o.selinux,
 		MaskedPaths: o.masked, AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
 		HealthCmd: o.health.HealthCmd, HealthInterval: o.health.HealthInterval, HealthTimeout: o.health.HealthTimeout,
 		HealthStartPeriod: o.health.HealthStartPeriod, HealthRetries: o.health.HealthRetries, NoHealthcheck: o.health.NoHealthcheck,

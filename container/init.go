@@ -111,6 +111,11 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 			return ExitSetupFailed, err
 		}
 	}
+	// The labels apply at execve; set them while the init may still
+	// write its own attributes.
+	if err := setExecLabels(spec.AppArmorProfile, spec.ProcessLabel); err != nil {
+		return ExitSetupFailed, err
+	}
 	if err := limitCapabilities(spec.Capabilities); err != nil {
 		return ExitSetupFailed, err
 	}
@@ -151,6 +156,52 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	default:
 		return ExitCannotInvoke, fmt.Errorf("exec %s: %v", spec.Args[0], err)
 	}
+}
+
+// setExecLabels asks the security modules to confine the next execve:
+// AppArmor's "exec PROFILE" and SELinux's exec context, both written to
+// the calling thread's attributes (the init runs on one locked thread).
+func setExecLabels(apparmor, selinux string) error {
+	write := func(paths []string, value string) error {
+		var err error
+		for _, p := range paths {
+			if err = os.WriteFile(p, []byte(value), 0); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	if apparmor != "" {
+		if err := write([]string{"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"}, "exec "+apparmor); err != nil {
+			return fmt.Errorf("apply AppArmor profile %s: %w", apparmor, err)
+		}
+	}
+	if selinux != "" {
+		if err := write([]string{"/proc/thread-self/attr/exec"}, selinux); err != nil {
+			return fmt.Errorf("apply SELinux label %s: %w", selinux, err)
+		}
+	}
+	return nil
+}
+
+// becomeNamespaceRoot ends the setup with the user's own ids in a
+// container that has a user namespace of its own (see Start): from here
+// the init is root of that namespace, as in any other container, and
+// the ambient capabilities that carried it here are gone.
+func becomeNamespaceRoot() error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("clear supplementary groups: %w", err)
+	}
+	if err := syscall.Setresgid(0, 0, 0); err != nil {
+		return fmt.Errorf("become gid 0 of the container's user namespace: %w", err)
+	}
+	if err := syscall.Setresuid(0, 0, 0); err != nil {
+		return fmt.Errorf("become uid 0 of the container's user namespace: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	return nil
 }
 
 // bringUpLoopback sets lo up in the new network namespace; the kernel

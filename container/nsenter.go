@@ -9,6 +9,7 @@ package container
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,20 @@ __attribute__((constructor)) static void pelagos_nsenter(void) {
 	static const char *kinds[] = {"cgroup", "ipc", "uts", "net", "pid", "mnt"};
 	int fds[6];
 	char path[64];
+	// A container with a user namespace of its own (--userns, --uidmap)
+	// owns its other namespaces from there: enter it first. Joining
+	// one's own user namespace is an error, so compare first.
+	struct stat self, target;
+	snprintf(path, sizeof path, "/proc/%s/ns/user", pid);
+	if (stat(path, &target) == 0 && stat("/proc/self/ns/user", &self) == 0 &&
+	    (self.st_ino != target.st_ino || self.st_dev != target.st_dev)) {
+		int ufd = open(path, O_RDONLY | O_CLOEXEC);
+		if (ufd < 0 || setns(ufd, CLONE_NEWUSER) < 0) {
+			dprintf(4, "{\"stage\":\"error\",\"error\":\"join the container's user namespace: %s\",\"code\":125}\n", strerror(errno));
+			_exit(125);
+		}
+		close(ufd);
+	}
 	for (int i = 0; i < 6; i++) {
 		snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, kinds[i]);
 		fds[i] = open(path, O_RDONLY | O_CLOEXEC);

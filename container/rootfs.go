@@ -30,6 +30,12 @@ func setupRootfs(spec *Spec) error {
 	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s: %w", root, err)
 	}
+	if spec.PrivateUserNS {
+		var err error
+		if root, err = leaveUserIDs(spec, root); err != nil {
+			return err
+		}
+	}
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	if err := mountIn(root, "/proc", "proc", "proc", nsd, ""); err != nil {
 		return err
@@ -89,6 +95,58 @@ func setupRootfs(spec *Spec) error {
 		}
 	}
 	return nil
+}
+
+// leaveUserIDs ends the part of the setup that runs with the user's own
+// ids in a container with a user namespace of its own (see Start). The
+// service's directories (0700, the user's) are only open to those ids,
+// and files can only be made by ids the namespace maps: so the root and
+// every mount source are opened first, then the init becomes root of the
+// namespace and goes on through the descriptors. It returns the path the
+// root is reached by from then on.
+func leaveUserIDs(spec *Spec, root string) (string, error) {
+	if err := unix.Chdir(root); err != nil {
+		return "", fmt.Errorf("enter rootfs: %w", err)
+	}
+	open := func(p string) (string, error) {
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("open %s: %w", p, err)
+		}
+		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+	}
+	files := make(map[string]string, len(spec.Files))
+	for t, src := range spec.Files {
+		p, err := open(src)
+		if err != nil {
+			return "", err
+		}
+		files[t] = p
+	}
+	spec.Files = files
+	for i, m := range spec.Mounts {
+		if m.Type != "bind" {
+			continue
+		}
+		p, err := open(m.Source)
+		if err != nil {
+			return "", fmt.Errorf("bind %s: %w", m.Source, err)
+		}
+		spec.Mounts[i].Source = p
+	}
+	for i, d := range spec.Devices {
+		p, err := open(d.Source)
+		if err != nil {
+			return "", fmt.Errorf("device %s: %w", d.Source, err)
+		}
+		spec.Devices[i].Source = p
+	}
+	if err := becomeNamespaceRoot(); err != nil {
+		return "", err
+	}
+	// The working directory is the root's bind mount: reach it without
+	// walking the user's directories again.
+	return "/proc/self/cwd", nil
 }
 
 func setupDev(root string) error {

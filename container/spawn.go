@@ -58,6 +58,7 @@ type Hooks struct {
 // command. It returns once the command runs, or a *StartError when it
 // could not.
 func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process, error) {
+	spec.PrivateUserNS = len(spec.UIDMappings) > 0
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode container spec: %w", err)
@@ -101,6 +102,14 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process,
 		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
 	}
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
+	var userns bool
+	if len(spec.UIDMappings) > 0 {
+		// A user namespace of its own: the parent writes its maps
+		// before the child goes on, and the child becomes root in it
+		// so it keeps its capabilities over the namespaces it owns.
+		flags |= unix.CLONE_NEWUSER
+		userns = true
+	}
 	switch spec.NetNS {
 	case "":
 		flags |= unix.CLONE_NEWNET
@@ -123,6 +132,24 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process,
 		// clears this right before it executes the command, so that a
 		// running container survives a restart of the service.
 		Pdeathsig: unix.SIGKILL,
+	}
+	if userns {
+		if spec.NetNS != "" && spec.NetNS != NetNSHost {
+			return nil, &StartError{Code: ExitSetupFailed, Msg: "a container with a user namespace of its own cannot join another container's network namespace"}
+		}
+		cmd.SysProcAttr.UidMappings = sysIDMaps(spec.UIDMappings)
+		cmd.SysProcAttr.GidMappings = sysIDMaps(spec.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// The child keeps the user's own ids while it sets up the
+		// root filesystem: the service's directories (0700, the
+		// user's) stay open to it even when the maps leave the user
+		// out (auto, --uidmap). Ambient capabilities carry its
+		// capabilities in the new namespace across the exec of the
+		// init; it becomes root of the namespace and drops them once
+		// the mounts are done (becomeNamespaceRoot).
+		for c := 0; c <= lastCap(); c++ {
+			cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, uintptr(c))
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, &StartError{Code: ExitSetupFailed, Msg: fmt.Sprintf("create container namespaces: %v", err)}
@@ -182,6 +209,14 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process,
 	default:
 		return fail(msg.asError())
 	}
+}
+
+func sysIDMaps(maps []IDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(maps))
+	for i, m := range maps {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
 }
 
 func readMessage(r *bufio.Reader) (*message, error) {

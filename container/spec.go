@@ -54,6 +54,10 @@ type Spec struct {
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 	// ReadonlyRootfs makes / read-only (--read-only).
 	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
+	// AppArmorProfile and ProcessLabel confine the command with the
+	// AppArmor profile or SELinux label given, from its execve on.
+	AppArmorProfile string `json:"apparmorProfile,omitempty"`
+	ProcessLabel    string `json:"processLabel,omitempty"`
 	// Rlimits are set before the command starts (--ulimit).
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// Sysctls are namespaced kernel parameters, "net.ipv4.ip_forward" → "1".
@@ -70,6 +74,21 @@ type Spec struct {
 	// service's, or the path of a namespace to join (another
 	// container's /proc/PID/ns/net).
 	NetNS string `json:"netns,omitempty"`
+	// UIDMappings and GIDMappings, when set, give the container a user
+	// namespace of its own, nested in the service's, with these maps
+	// (host ids are the service's ids). Only the parent uses them.
+	UIDMappings []IDMapping `json:"-"`
+	// PrivateUserNS tells the child it runs in such a namespace.
+	PrivateUserNS bool        `json:"privateUserns,omitempty"`
+	GIDMappings   []IDMapping `json:"-"`
+}
+
+// IDMapping maps Size ids from ContainerID inside a nested user
+// namespace to HostID in the service's.
+type IDMapping struct {
+	ContainerID uint32 `json:"containerId"`
+	HostID      uint32 `json:"hostId"`
+	Size        uint32 `json:"size"`
 }
 
 // NetNSHost in Spec.NetNS shares the service's network namespace.

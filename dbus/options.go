@@ -75,6 +75,16 @@ type ContainerConfig struct {
 	NoHealthcheck     bool
 	// MaskedPaths are hidden in the container on top of the defaults.
 	MaskedPaths []string
+	// UserNS is the --userns mode (keep-id[:uid=U,gid=G], auto[:size=N],
+	// host); UIDMap and GIDMap are --uidmap/--gidmap CONTAINER:HOST:SIZE
+	// triples whose host ids count in the user's namespace.
+	UserNS string
+	UIDMap []string
+	GIDMap []string
+	// AppArmorProfile and SELinuxLabel confine the command where that
+	// security module is active (--apparmor-profile, --selinux-label).
+	AppArmorProfile string
+	SELinuxLabel    string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -152,6 +162,11 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 		m["NoHealthcheck"] = godbus.MakeVariant(true)
 	}
 	putStrings(m, "MaskedPaths", c.MaskedPaths)
+	putString(m, "UserNS", c.UserNS)
+	putStrings(m, "UIDMap", c.UIDMap)
+	putStrings(m, "GIDMap", c.GIDMap)
+	putString(m, "AppArmorProfile", c.AppArmorProfile)
+	putString(m, "SELinuxLabel", c.SELinuxLabel)
 	return m
 }
 
@@ -297,6 +312,11 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.int64("HealthRetries", &c.HealthRetries)
 	d.boolean("NoHealthcheck", &c.NoHealthcheck)
 	d.strs("MaskedPaths", &c.MaskedPaths)
+	d.str("UserNS", &c.UserNS)
+	d.strs("UIDMap", &c.UIDMap)
+	d.strs("GIDMap", &c.GIDMap)
+	d.str("AppArmorProfile", &c.AppArmorProfile)
+	d.str("SELinuxLabel", &c.SELinuxLabel)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}

@@ -5,16 +5,38 @@ import (
 	"fmt"
 
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/idtools"
+	"go.podman.io/storage/types"
+
+	"github.com/pelagos-containers/pelagos/container"
 )
 
 // CreateLayer makes a container's writable layer on top of an image and
-// returns its id, which pelagos also uses as the container id.
-func (s *Store) CreateLayer(imageID string) (string, error) {
-	c, err := s.store.CreateContainer("", nil, imageID, "", "", nil)
+// returns its id, which pelagos also uses as the container id. With id
+// maps (a container with a user namespace of its own), the files are
+// owned as the maps say: the store makes, once per set of maps, a copy
+// of the image whose owners are shifted (the kernel cannot shift an
+// overlay mounted in a user namespace).
+func (s *Store) CreateLayer(imageID string, uidMap, gidMap []container.IDMapping) (string, error) {
+	var opts *storage.ContainerOptions
+	if len(uidMap) > 0 {
+		opts = &storage.ContainerOptions{IDMappingOptions: types.IDMappingOptions{
+			UIDMap: storageMaps(uidMap), GIDMap: storageMaps(gidMap),
+		}}
+	}
+	c, err := s.store.CreateContainer("", nil, imageID, "", "", opts)
 	if err != nil {
 		return "", fmt.Errorf("create container layer from image %s: %w", imageID, err)
 	}
 	return c.ID, nil
+}
+
+func storageMaps(maps []container.IDMapping) []idtools.IDMap {
+	out := make([]idtools.IDMap, len(maps))
+	for i, m := range maps {
+		out[i] = idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
 }
 
 // MountLayer mounts a container's root filesystem and returns its path.

@@ -96,6 +96,7 @@ func (c *ctr) export() error {
 		"NoNewPrivileges":     constProp(r.Security.NoNewPrivileges),
 		"Seccomp":             constProp(r.Security.Seccomp),
 		"NetworkMode":         constProp(r.Network.Mode.String()),
+		"UsernsMode":          constProp(r.UserNS.String()),
 		"IPAddress":           constProp(r.Network.ipAddress()),
 		"Ports":               constProp(portRows(r.Network.Ports)),
 		"Warnings":            constProp(r.warnings()),
@@ -245,6 +246,9 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		return -1, err
 	}
 	files, err := c.writeEtcFiles(netTarget)
+	if err == nil {
+		err = c.keepIDFiles(rootfs, files)
+	}
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		return -1, err
@@ -263,6 +267,9 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		GroupAdd: c.rec.Process.GroupAdd,
 		Devices:  c.rec.Process.Devices,
 		Init:     c.rec.Process.Init,
+
+		UIDMappings: c.rec.UserNS.UIDMap,
+		GIDMappings: c.rec.UserNS.GIDMap,
 	}
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols

@@ -11,6 +11,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pelagos-containers/pelagos/container"
+	"github.com/pelagos-containers/pelagos/network"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
@@ -131,7 +132,14 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		other.mu.Unlock()
 		return nil, pdbus.Errorf(pdbus.ErrNameInUse, "the container name %q is already in use by %s (%s): remove it with `pelagos rm %s` or choose another name", name, id[:12], state, name)
 	}
-	placeholder := &ctr{m: m, rec: record{Name: name}}
+	// An automatic id range is chosen under the same lock, so that two
+	// creates cannot take the same one.
+	userns, err := m.parseUserNS(cfg, m.autoRangesLocked())
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	placeholder := &ctr{m: m, rec: record{Name: name, UserNS: userns}}
 	reserveID := "reserving-" + name
 	m.containers[reserveID] = placeholder
 	m.mu.Unlock()
@@ -147,7 +155,15 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		}
 	}()
 
-	id, err := m.store.CreateLayer(img.ID)
+	if userns.Private() && netcfg.Mode.Kind == network.Container {
+		return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--userns/--uidmap and --network container:%s conflict: a container with a user namespace of its own cannot join another container's network", netcfg.Mode.Target)
+	}
+	if k := userns.KeepID; k != nil {
+		if cfg.User == "" {
+			userSpec = fmt.Sprintf("%d:%d", k.UID, k.GID)
+		}
+	}
+	id, err := m.store.CreateLayer(img.ID, userns.UIDMap, userns.GIDMap)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +185,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
-		Network: netcfg, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal, Health: health,
+		Network: netcfg, UserNS: userns, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal, Health: health,
 	}}
 	if customSeccomp != nil {
 		if err := os.WriteFile(filepath.Join(dir, customSeccompFile), customSeccomp, 0o600); err != nil {

@@ -41,6 +41,7 @@ type record struct {
 	Paused        bool              `json:"paused,omitempty"`
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
+	UserNS        usernsConfig      `json:"userns"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

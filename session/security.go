@@ -32,6 +32,10 @@ type security struct {
 	// (--security-opt unmask=PATH|ALL).
 	ExtraMasked []string `json:"extraMasked,omitempty"`
 	Unmasked    []string `json:"unmasked,omitempty"`
+	// AppArmor is the profile the command runs under, SELinux its
+	// process label; both empty unless asked for and the module is on.
+	AppArmor string `json:"apparmor,omitempty"`
+	SELinux  string `json:"selinux,omitempty"`
 }
 
 const customSeccompFile = "seccomp.json"
@@ -114,21 +118,77 @@ func decideSecurity(cfg pdbus.ContainerConfig) (security, []byte, error) {
 				}
 			}
 		case "label":
-			if value != "disable" && !lsmEnabled("selinux") {
+			if value == "disable" {
+				sec.SELinux = ""
+				continue
+			}
+			if !lsmEnabled("selinux") {
 				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: SELinux is not enabled on this host; only label=disable applies", opt)
 			}
+			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: give the whole process label with --selinux-label USER:ROLE:TYPE:LEVEL", opt)
 		case "apparmor":
-			if value != "unconfined" && !lsmEnabled("apparmor") {
-				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: AppArmor is not enabled on this host; only apparmor=unconfined applies", opt)
+			if value == "unconfined" {
+				sec.AppArmor = ""
+				continue
 			}
-			if value != "unconfined" {
-				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: AppArmor profiles are not supported yet", opt)
+			if err := checkAppArmor(value); err != nil {
+				return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %s: %v", opt, err)
 			}
+			sec.AppArmor = value
 		default:
 			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--security-opt %q: unknown option; use no-new-privileges[=true|false], seccomp=default|unconfined|/path.json, label=disable or apparmor=unconfined", opt)
 		}
 	}
+	if cfg.AppArmorProfile != "" && cfg.AppArmorProfile != "unconfined" {
+		if err := checkAppArmor(cfg.AppArmorProfile); err != nil {
+			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--apparmor-profile %s: %v", cfg.AppArmorProfile, err)
+		}
+		sec.AppArmor = cfg.AppArmorProfile
+	}
+	if cfg.SELinuxLabel != "" {
+		if err := checkSELinuxLabel(cfg.SELinuxLabel); err != nil {
+			return sec, nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "--selinux-label %s: %v", cfg.SELinuxLabel, err)
+		}
+		sec.SELinux = cfg.SELinuxLabel
+	}
 	return sec, custom, nil
+}
+
+// checkAppArmor accepts the name of a loaded AppArmor profile.
+func checkAppArmor(name string) error {
+	if !lsmEnabled("apparmor") {
+		return fmt.Errorf("AppArmor is not enabled on this host (see /sys/module/apparmor/parameters/enabled): drop the option, or boot with AppArmor")
+	}
+	if name == "" || len(name) > 255 || strings.ContainsAny(name, " \t\n\x00") {
+		return fmt.Errorf("not a profile name: give the name of a loaded profile (see aa-status)")
+	}
+	b, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err == nil && !profileLoaded(b, name) {
+		return fmt.Errorf("no AppArmor profile of that name is loaded (see aa-status; load it with apparmor_parser -r FILE)")
+	}
+	return nil
+}
+
+// profileLoaded looks for name in the kernel's list of profiles, lines
+// of "NAME (MODE)".
+func profileLoaded(list []byte, name string) bool {
+	for _, line := range strings.Split(string(list), "\n") {
+		if n, _, ok := strings.Cut(line, " ("); ok && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSELinuxLabel accepts a full process context USER:ROLE:TYPE:LEVEL.
+func checkSELinuxLabel(label string) error {
+	if !lsmEnabled("selinux") {
+		return fmt.Errorf("SELinux is not enabled on this host (no /sys/fs/selinux): drop the option, or boot with SELinux")
+	}
+	if parts := strings.SplitN(label, ":", 4); len(parts) < 4 || len(label) > 1024 || strings.ContainsAny(label, " \t\n\x00") {
+		return fmt.Errorf("not a process label: use USER:ROLE:TYPE:LEVEL, e.g. system_u:system_r:container_t:s0")
+	}
+	return nil
 }
 
 func lsmEnabled(name string) bool {
@@ -165,6 +225,7 @@ func (s security) apply(spec *container.Spec, dir string, cache *seccompCache) e
 		spec.ReadonlyPaths = unmask(container.DefaultReadonlyPaths, s.Unmasked)
 	}
 	spec.MaskedPaths = append(append([]string(nil), spec.MaskedPaths...), s.ExtraMasked...)
+	spec.AppArmorProfile, spec.ProcessLabel = s.AppArmor, s.SELinux
 	switch s.Seccomp {
 	case "default", "minimal", "iouring":
 		bpf, err := cache.profile(s.Seccomp, s.Capabilities)

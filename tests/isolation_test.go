@@ -305,3 +305,81 @@ func TestSeccompProfiles(t *testing.T) {
 		t.Errorf("seccomp= empty: %s", res)
 	}
 }
+
+// TestIsolationProbes runs a static Go probe in a default container:
+// keyrings, raw sockets and ptrace of a host process are refused, a
+// setuid-root binary gains nothing under no_new_privs (and does gain
+// without it, so the probe can tell), and many OS threads start under
+// the default seccomp profile.
+func TestIsolationProbes(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	dir := filepath.Join(S.work, "isoprobe")
+	os.MkdirAll(dir, 0o755)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "isoprobe"), "./testdata/isoprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build isoprobe: %v: %s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "isoprobe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "suidprobe"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "suidprobe"), os.ModeSetuid|0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(S.work, "isoprobe.tar")
+	if _, err := imagetest.WriteOCIArchive(dir, "localhost/isoprobe:latest", imagetest.Config{Entrypoint: []string{"/isoprobe"}}, archive); err != nil {
+		t.Fatal(err)
+	}
+	s.mustPelagos(t, "load", "-i", archive)
+	defer s.pelagos(t, "rmi", "-f", "localhost/isoprobe")
+
+	probe := func(flags []string, args ...string) string {
+		t.Helper()
+		a := append(append([]string{"run", "--rm"}, flags...), "localhost/isoprobe")
+		r := s.pelagos(t, append(a, args...)...)
+		if r.Code != 0 {
+			t.Fatalf("probe %v %v: %s", flags, args, r)
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	if out := probe(nil, "keyctl"); !strings.HasPrefix(out, "refused") {
+		t.Errorf("add_key in a default container: %s", out)
+	}
+	if out := probe(nil, "raw"); !strings.HasPrefix(out, "refused") {
+		t.Errorf("raw socket in a default container: %s", out)
+	}
+	// A host process (the test itself) is not even visible; attaching to
+	// its pid must fail.
+	if out := probe(nil, "ptrace", strconv.Itoa(os.Getpid())); !strings.HasPrefix(out, "refused") {
+		t.Errorf("ptrace of a host pid: %s", out)
+	}
+	// The probe can tell: with --cap-add net_raw the raw socket opens.
+	if out := probe([]string{"--cap-add", "net_raw"}, "raw"); out != "allowed" {
+		t.Errorf("raw socket with --cap-add net_raw: %s", out)
+	}
+	if out := probe([]string{"-u", "1000"}, "ids"); out != "ruid=1000 euid=1000" {
+		t.Errorf("plain binary as 1000: %s", out)
+	}
+	r := s.pelagos(t, "run", "--rm", "-u", "1000", "--entrypoint", "/suidprobe", "localhost/isoprobe", "ids")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ruid=1000 euid=1000" {
+		t.Errorf("a setuid-root binary gained privileges under no_new_privs: %s", r)
+	}
+	r = s.pelagos(t, "run", "--rm", "-u", "1000", "--security-opt", "no-new-privileges=false", "--entrypoint", "/suidprobe", "localhost/isoprobe", "ids")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ruid=1000 euid=0" {
+		t.Errorf("without no_new_privs the setuid bit should work inside the user namespace (the probe cannot tell otherwise): %s", r)
+	}
+	if out := probe(nil, "threads", "64"); out != "threads=64" {
+		t.Errorf("64 OS threads under the default seccomp profile: %s", out)
+	}
+	// /proc/kcore is masked: nothing to read.
+	r = s.pelagos(t, "run", "--rm", "localhost/busybox", "sh", "-c", "cat /proc/kcore 2>/dev/null | wc -c")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "0" {
+		t.Errorf("/proc/kcore readable: %s", r)
+	}
+}
