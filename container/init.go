@@ -43,6 +43,7 @@ func runInit(status *os.File) (int, error) {
 	unix.CloseOnExec(initStatusFD)
 	unix.CloseOnExec(initGoFD)
 
+	spec.WasmCache = openWasmCache(spec.WasmCache)
 	if err := setupRootfs(spec); err != nil {
 		return ExitSetupFailed, err
 	}
@@ -136,6 +137,12 @@ func enterCommand(spec *Spec, tty *os.File) (int, error) {
 	}
 	if len(spec.Args) == 0 {
 		return ExitSetupFailed, errors.New("no command specified")
+	}
+	if spec.Wasm != "" {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+			return ExitSetupFailed, fmt.Errorf("clear parent death signal: %w", err)
+		}
+		runWasm(spec, env)
 	}
 	path, err := lookPath(spec.Args[0], envValue(env, "PATH"))
 	if err != nil {

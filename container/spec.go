@@ -74,6 +74,12 @@ type Spec struct {
 	// service's, or the path of a namespace to join (another
 	// container's /proc/PID/ns/net).
 	NetNS string `json:"netns,omitempty"`
+	// Wasm, when set, is the WebAssembly module (a path inside the
+	// container) the init runs in-process instead of executing Args[0];
+	// Args[1:] are its arguments. WasmCache is a directory of the
+	// service for compiled modules.
+	Wasm      string `json:"wasm,omitempty"`
+	WasmCache string `json:"wasmCache,omitempty"`
 	// UIDMappings and GIDMappings, when set, give the container a user
 	// namespace of its own, nested in the service's, with these maps
 	// (host ids are the service's ids). Only the parent uses them.

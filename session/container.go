@@ -17,6 +17,7 @@ import (
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 	"github.com/pelagos-containers/pelagos/rootless"
+	"github.com/pelagos-containers/pelagos/wasm"
 )
 
 // ctr is one container of the manager.
@@ -249,6 +250,9 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	if err == nil {
 		err = c.keepIDFiles(rootfs, files)
 	}
+	if err == nil {
+		err = c.chownEmptyVolumes()
+	}
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		return -1, err
@@ -273,6 +277,13 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 	}
 	if tty != nil {
 		spec.Terminal, spec.Rows, spec.Cols = true, tty.Rows, tty.Cols
+	}
+	if module, rest, ok, err := wasm.Detect(c.rec.ImageOS, c.rec.ImageArch, c.rec.Args, rootfs); err != nil {
+		c.m.store.UnmountLayer(c.rec.ID)
+		return -1, pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %v", c.rec.Name, err)
+	} else if ok {
+		spec.Wasm, spec.Args = module, append([]string{module}, rest...)
+		spec.WasmCache = filepath.Join(c.m.paths.Data, "wasm-cache")
 	}
 	if err := c.rec.Security.apply(spec, c.dir, &c.m.seccomp); err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)

@@ -185,6 +185,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
+		ImageOS: icfg.OS, ImageArch: icfg.Architecture,
 		Network: netcfg, UserNS: userns, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal, Health: health,
 	}}
 	if customSeccomp != nil {

@@ -42,6 +42,11 @@ type record struct {
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
 	UserNS        usernsConfig      `json:"userns"`
+	// ImageOS and ImageArch are the image's platform: a WASI one (os
+	// wasip1, architecture wasm) makes the command a Wasm module run
+	// in-process.
+	ImageOS   string `json:"imageOs,omitempty"`
+	ImageArch string `json:"imageArch,omitempty"`
 
 	State      string    `json:"state"`
 	ExitCode   int       `json:"exitCode"`

@@ -358,3 +358,29 @@ func hasID(data []byte, id uint32) bool {
 	}
 	return false
 }
+
+// chownEmptyVolumes gives the named volumes of a container with a user
+// namespace of its own to the container's root while they are still
+// empty, as podman does; otherwise they belong to an id the namespace
+// does not map and its root could not write to them.
+func (c *ctr) chownEmptyVolumes() error {
+	uid, ok := rootID(c.rec.UserNS.UIDMap)
+	if !ok {
+		return nil
+	}
+	gid, _ := rootID(c.rec.UserNS.GIDMap)
+	root := c.m.paths.volumesRoot() + string(filepath.Separator)
+	for _, mnt := range c.rec.Mounts {
+		if mnt.Type != "bind" || !strings.HasPrefix(mnt.Source, root) {
+			continue
+		}
+		entries, err := os.ReadDir(mnt.Source)
+		if err != nil || len(entries) > 0 {
+			continue
+		}
+		if err := os.Lchown(mnt.Source, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("give volume %s to the container's root: %w", mnt.Source, err)
+		}
+	}
+	return nil
+}

@@ -93,6 +93,13 @@ func TestUserNamespaceModes(t *testing.T) {
 		t.Errorf("automatic ranges overlap: %v", bases)
 	}
 
+	// A new named volume becomes the auto container's root's, so it can
+	// write there.
+	if r := s.pelagos(t, "run", "--rm", "--userns=auto", "-v", "autovol:/data", "localhost/busybox", "sh", "-c", "echo hi > /data/f && stat -c %u /data/f"); r.Code != 0 || r.Stdout != "0\n" {
+		t.Errorf("writing a new volume under --userns=auto: %s", r)
+	}
+	s.pelagos(t, "volume", "rm", "autovol")
+
 	// --uidmap: exactly the given map; root is subuid start+99.
 	id = strings.TrimSpace(s.mustPelagos(t, "run", "-d", "--name", "mapped", "--uidmap", "0:100:500", "localhost/busybox", "sleep", "60"))
 	defer s.pelagos(t, "rm", "-f", "mapped")
