@@ -22,12 +22,12 @@ var defaultPool = netip.MustParsePrefix("10.89.0.0/16")
 // One mutex serialises all changes: they are few, short, and each must see
 // the state the previous one left.
 type Manager struct {
-	mu      sync.Mutex
-	store   *Store
-	state   *State
-	held    map[string]io.Closer // forward id -> the socket reserving its host port
-	hostIno uint64               // inode of the host's network namespace
-	log     *slog.Logger
+	mu     sync.Mutex
+	store  *Store
+	state  *State
+	held   map[string]io.Closer // forward id -> the socket reserving its host port
+	hostNS map[uint64]bool      // inodes of the host's network namespace(s)
+	log    *slog.Logger
 }
 
 // NewManager loads the persisted state from store. Call Reconcile before
@@ -37,11 +37,11 @@ func NewManager(store *Store, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	ino, err := hostNetnsIno()
+	ino, err := hostNetnsInos()
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{store: store, state: s, held: map[string]io.Closer{}, hostIno: ino, log: log}, nil
+	return &Manager{store: store, state: s, held: map[string]io.Closer{}, hostNS: ino, log: log}, nil
 }
 
 // LeaseCount returns how many leases exist; the helper stays up while any
@@ -258,7 +258,7 @@ func (m *Manager) Networks(uid uint32) []Network {
 // leaves a record that the next start uses to undo the half-made link.
 // The caller keeps ownership of nsFD.
 func (m *Manager) Attach(ctx context.Context, uid uint32, nsFD int, network string, o AttachOptions) (Lease, Network, error) {
-	if err := checkNetns(nsFD, uid, m.hostIno); err != nil {
+	if err := checkNetns(nsFD, uid, m.hostNS); err != nil {
 		return Lease{}, Network{}, err
 	}
 	m.mu.Lock()

@@ -19,7 +19,7 @@ const (
 // own namespace, and (unless uid is root) owned by a user namespace that uid
 // created. It trusts only the kernel's answers about the fd, never a pid or
 // path from the caller.
-func checkNetns(fd int, uid uint32, hostIno uint64) error {
+func checkNetns(fd int, uid uint32, host map[uint64]bool) error {
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
 		return invalidf("netns fd: %v", err)
@@ -38,7 +38,7 @@ func checkNetns(fd int, uid uint32, hostIno uint64) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return invalidf("netns fd: %v", err)
 	}
-	if st.Ino == hostIno {
+	if host[st.Ino] {
 		return invalidf("netns fd is the host's network namespace")
 	}
 	if uid == 0 {
@@ -60,16 +60,23 @@ func checkNetns(fd int, uid uint32, hostIno uint64) error {
 	return nil
 }
 
-// hostNetnsIno returns the inode of the initial network namespace (pid 1's),
-// which no caller may attach to.
-func hostNetnsIno() (uint64, error) {
-	fi, err := os.Stat("/proc/1/ns/net")
-	if err != nil {
-		return 0, fmt.Errorf("host network namespace: %w", err)
+// hostNetnsInos returns the inodes of the network namespaces no caller may
+// attach to: the helper's own (where it makes bridges: the host's) and pid
+// 1's, when this process may look at pid 1 (a confined or containerised
+// root may not).
+func hostNetnsInos() (map[uint64]bool, error) {
+	inos := map[uint64]bool{}
+	for _, p := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			if p == "/proc/self/ns/net" {
+				return nil, fmt.Errorf("host network namespace: %w", err)
+			}
+			continue
+		}
+		if st, ok := fi.Sys().(*unix.Stat_t); ok {
+			inos[st.Ino] = true
+		}
 	}
-	st, ok := fi.Sys().(*unix.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("host network namespace: no inode")
-	}
-	return st.Ino, nil
+	return inos, nil
 }

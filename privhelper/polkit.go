@@ -35,12 +35,13 @@ func authorize(ctx context.Context, conn *dbus.Conn, sender, action string, inte
 	defer cancel()
 	subject := polkitSubject{Kind: "system-bus-name", Details: map[string]dbus.Variant{"name": dbus.MakeVariant(sender)}}
 	obj := conn.Object("org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority")
+	// The reply is one (bba{ss}) struct: authorized, challenge, details.
 	var result struct {
 		Authorized, Challenge bool
 		Details               map[string]string
 	}
 	err := obj.CallWithContext(ctx, "org.freedesktop.PolicyKit1.Authority.CheckAuthorization", 0,
-		subject, action, map[string]string{}, flags, "").Store(&result.Authorized, &result.Challenge, &result.Details)
+		subject, action, map[string]string{}, flags, "").Store(&result)
 	if err != nil {
 		return fmt.Errorf("check polkit authorization for %s: %w", action, err)
 	}
