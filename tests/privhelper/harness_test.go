@@ -647,3 +647,22 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// refusedWithFile is refused with f passed to phclient as its fd 3.
+func refusedWithFile(t *testing.T, name, userName string, f *os.File, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(E.client, args...)
+	cmd.Env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + E.busAddr, "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = credential(t, userName)
+	cmd.ExtraFiles = []*os.File{f}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatalf("%s %v succeeded, want %s", userName, args, name)
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if !strings.HasPrefix(msg, "ERROR "+name+":") {
+		t.Fatalf("%s %v: %s, want %s", userName, args, msg, name)
+	}
+	return msg
+}
