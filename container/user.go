@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -296,4 +297,39 @@ func addGroups(have []uint32, add []string) ([]uint32, error) {
 		}
 	}
 	return have, nil
+}
+
+// CheckUser resolves a -u/--user value against the /etc/passwd and
+// /etc/group of the root filesystem at rootfs, as the container will, so
+// that a name the image lacks is refused before anything runs.
+func CheckUser(rootfs, spec string) error {
+	paths := make([]string, 2)
+	for i, p := range []string{"/etc/passwd", "/etc/group"} {
+		full, err := securejoin.SecureJoin(rootfs, p)
+		if err != nil {
+			return fmt.Errorf("resolve %s in the image: %w", p, err)
+		}
+		paths[i] = full
+	}
+	users, err := parsePasswd(paths[0])
+	if err != nil {
+		return fmt.Errorf("read /etc/passwd of the image: %w", err)
+	}
+	groups, err := parseGroup(paths[1])
+	if err != nil {
+		return fmt.Errorf("read /etc/group of the image: %w", err)
+	}
+	_, _, err = lookupUser(spec, users, groups)
+	return err
+}
+
+// NamedUser reports whether a -u/--user value names a user or group
+// (rather than only numbers), which needs the image to resolve.
+func NamedUser(spec string) bool {
+	for _, part := range strings.SplitN(spec, ":", 2) {
+		if _, err := strconv.ParseUint(part, 10, 32); part != "" && err != nil {
+			return true
+		}
+	}
+	return false
 }

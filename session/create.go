@@ -172,6 +172,17 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		os.RemoveAll(dir)
 		m.store.DeleteLayer(id)
 	}
+	// A user name the image lacks is refused now, not when it starts.
+	if userns.KeepID == nil && container.NamedUser(userSpec) {
+		if err := m.checkUser(id, userSpec); err != nil {
+			cleanup()
+			flag := "-u/--user"
+			if cfg.User == "" {
+				flag = "the image's USER"
+			}
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%s %s: %v: use a name from the image's /etc/passwd, or UID[:GID]", flag, userSpec, err)
+		}
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("create container directory: %w", err)
@@ -203,6 +214,16 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkUser resolves a user name in the container's root filesystem.
+func (m *Manager) checkUser(id, spec string) error {
+	rootfs, err := m.store.MountLayer(id)
+	if err != nil {
+		return err
+	}
+	defer m.store.UnmountLayer(id)
+	return container.CheckUser(rootfs, spec)
 }
 
 // commandLine combines the image's Entrypoint and Cmd with the user's, as

@@ -212,11 +212,22 @@ func TestProcessOptions(t *testing.T) {
 		{[]string{"--device", "/dev/null:xyz"}, "letters of rwm"},
 		{[]string{"--device", "/dev/null:r"}, "needs a device cgroup"},
 		{[]string{"--group-add", "nosuchgroup"}, "no such group"},
+		{[]string{"--user", "nosuchuser"}, "-u/--user nosuchuser"},
+		{[]string{"--user", "root:nosuchgroup"}, "unable to find group nosuchgroup"},
 	} {
 		args := append(append([]string{"run", "--rm"}, tc.args...), "localhost/busybox", "true")
 		if r := s.pelagos(t, args...); r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
 			t.Errorf("%v: want exit 125 and %q, got %s", tc.args, tc.want, r)
 		}
+	}
+	// A user the image lacks is refused at create: no container is left
+	// behind even without --rm.
+	before := s.mustPelagos(t, "ps", "-aq")
+	if r := s.pelagos(t, "run", "--user", "nosuchuser", "localhost/busybox", "true"); r.Code != 125 {
+		t.Errorf("--user nosuchuser: %s", r)
+	}
+	if after := s.mustPelagos(t, "ps", "-aq"); after != before {
+		t.Errorf("a refused --user left a container: before %q, after %q", before, after)
 	}
 }
 
