@@ -28,7 +28,7 @@ integ=$(mktemp /tmp/pelagos-integration.XXXXXX)
 trap 'rm -f "$unit" "$integ"; [ -z "$tun_mode" ] || chmod "$tun_mode" /dev/net/tun' EXIT
 set +e
 echo "== unit tests (race detector)"
-go test -race -count=1 -v $(go list ./... | grep -v /tests$) 2>&1 | tee "$unit"
+go test -race -count=1 -v $(go list ./... | grep -v -E '/tests(/privhelper)?$') 2>&1 | tee "$unit"
 unit_rc=${PIPESTATUS[0]}
 echo "== integration tests (real buses, rootless test user)"
 go test -count=1 -timeout 20m -v ./tests/ 2>&1 | tee "$integ"
