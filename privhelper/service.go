@@ -48,8 +48,15 @@ func (s *service) idleFor() time.Duration {
 	return time.Since(s.last)
 }
 
-// caller authorises the message's sender for actions and returns its uid.
-func (s *service) caller(sender dbus.Sender, msg dbus.Message, actions ...string) (uint32, error) {
+// caller checks the message's signature, authorises its sender for
+// actions and returns the sender's uid. The signature is checked here
+// because godbus converts between integer types when it decodes arguments,
+// so an (i) would otherwise pass for a (q).
+func (s *service) caller(sender dbus.Sender, msg dbus.Message, sig string, actions ...string) (uint32, error) {
+	got, _ := msg.Headers[dbus.FieldSignature].Value().(dbus.Signature)
+	if got.String() != sig {
+		return 0, invalidf("wrong argument types (%.40s), want (%s)", got.String(), sig)
+	}
 	uid, err := callerUID(s.ctx, s.conn, string(sender))
 	if err != nil {
 		return 0, err
@@ -68,7 +75,7 @@ func (s *service) CreateNetwork(sender dbus.Sender, msg dbus.Message, name strin
 	s.begin()
 	defer s.end()
 	n, err := func() (Network, error) {
-		uid, err := s.caller(sender, msg, api.ActionNetwork)
+		uid, err := s.caller(sender, msg, "sa{sv}", api.ActionNetwork)
 		if err != nil {
 			return Network{}, err
 		}
@@ -91,7 +98,7 @@ func (s *service) CreateNetwork(sender dbus.Sender, msg dbus.Message, name strin
 func (s *service) RemoveNetwork(sender dbus.Sender, msg dbus.Message, name string) *dbus.Error {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
 	if err == nil {
 		err = ValidateName(name)
 	}
@@ -111,7 +118,7 @@ type NetworkInfo struct {
 func (s *service) ListNetworks(sender dbus.Sender, msg dbus.Message) ([]NetworkInfo, *dbus.Error) {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
 	if err != nil {
 		return nil, toDBus(err)
 	}
@@ -128,7 +135,7 @@ func (s *service) Attach(sender dbus.Sender, msg dbus.Message, netns dbus.UnixFD
 	s.begin()
 	defer s.end()
 	l, n, err := func() (Lease, Network, error) {
-		uid, err := s.caller(sender, msg, api.ActionNetwork)
+		uid, err := s.caller(sender, msg, "hsa{sv}", api.ActionNetwork)
 		if err != nil {
 			return Lease{}, Network{}, err
 		}
@@ -152,7 +159,7 @@ func (s *service) Attach(sender dbus.Sender, msg dbus.Message, netns dbus.UnixFD
 func (s *service) Detach(sender dbus.Sender, msg dbus.Message, lease string) *dbus.Error {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
 	if err == nil {
 		err = ValidateID(lease)
 	}
@@ -171,7 +178,7 @@ type LeaseInfo struct {
 func (s *service) ListLeases(sender dbus.Sender, msg dbus.Message) ([]LeaseInfo, *dbus.Error) {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
 	if err != nil {
 		return nil, toDBus(err)
 	}
@@ -192,7 +199,7 @@ func (s *service) AddForward(sender dbus.Sender, msg dbus.Message, lease, proto,
 		if hostPort < 1024 {
 			actions = append(actions, api.ActionPrivilegedPort)
 		}
-		uid, err := s.caller(sender, msg, actions...)
+		uid, err := s.caller(sender, msg, "sssqq", actions...)
 		if err != nil {
 			return "", err
 		}
@@ -221,7 +228,7 @@ func (s *service) AddForward(sender dbus.Sender, msg dbus.Message, lease, proto,
 func (s *service) RemoveForward(sender dbus.Sender, msg dbus.Message, forward string) *dbus.Error {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
 	if err == nil {
 		err = ValidateID(forward)
 	}
@@ -241,7 +248,7 @@ type ForwardInfo struct {
 func (s *service) ListForwards(sender dbus.Sender, msg dbus.Message) ([]ForwardInfo, *dbus.Error) {
 	s.begin()
 	defer s.end()
-	uid, err := s.caller(sender, msg, api.ActionNetwork)
+	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
 	if err != nil {
 		return nil, toDBus(err)
 	}

@@ -226,6 +226,8 @@ func ParseAttachOptions(opts map[string]dbus.Variant) (AttachOptions, error) {
 			o.Ifname, err = s, ValidateIfname(s)
 		case "container":
 			o.Container, err = s, ValidateLabel(s)
+		default: // a CreateNetwork option such as subnet
+			err = invalidf("unknown option %.80q", k)
 		}
 		if err != nil {
 			return AttachOptions{}, err
