@@ -57,6 +57,9 @@ type env struct {
 
 var E env
 
+// policyMarker ends the test's copy of the polkit actions file.
+const policyMarker = "<!-- installed by pelagos tests/privhelper; removed when they end -->"
+
 const testRules = `// pelagos-privhelper integration tests (removed afterwards).
 polkit.addRule(function (action, subject) {
     if (action.id.indexOf("io.pelagos.privhelper.") != 0) {
@@ -110,6 +113,18 @@ func setupAndRun(m *testing.M) (int, error) {
 	var u undo
 	defer func() { u.run() }()
 
+	// One run at a time on a machine: two would share the polkit files and
+	// the nftables table. The lock is on the polkit actions directory, which
+	// exists anyway, so no lock file is left behind.
+	lock, err := os.Open(filepath.Dir(policyDst))
+	if err != nil {
+		return 1, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return 1, fmt.Errorf("lock: %w", err)
+	}
+
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return 1, fmt.Errorf("go env GOMOD: %w", err)
@@ -142,10 +157,15 @@ func setupAndRun(m *testing.M) (int, error) {
 	}
 	u.push(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwdWas, 0o644) })
 
-	// polkit: the project's actions (unless the machine already has them)
-	// and the test rule.
-	if _, err := os.Stat(policyDst); os.IsNotExist(err) {
-		if err := copyFile(filepath.Join(E.root, "policy/io.pelagos.privhelper.policy"), policyDst); err != nil {
+	// polkit: the project's actions (unless the machine has its own copy,
+	// which stays untouched) and the test rule. The copy carries a marker so
+	// that one left by a run that was killed is recognised and removed.
+	if b, err := os.ReadFile(policyDst); os.IsNotExist(err) || bytes.Contains(b, []byte(policyMarker)) {
+		p, err := os.ReadFile(filepath.Join(E.root, "policy/io.pelagos.privhelper.policy"))
+		if err != nil {
+			return 1, err
+		}
+		if err := os.WriteFile(policyDst, append(p, policyMarker+"\n"...), 0o644); err != nil {
 			return 1, err
 		}
 		u.push(func() { os.Remove(policyDst) })
@@ -341,13 +361,6 @@ func waitFor(d time.Duration, ok func() bool) error {
 	return nil
 }
 
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
-}
 
 // startUpstream makes the "outside world": a namespace (root's) with a veth
 // to the host, 172.31.254.1 (host) <-> 172.31.254.2 (upstream).
