@@ -361,7 +361,6 @@ func waitFor(d time.Duration, ok func() bool) error {
 	return nil
 }
 
-
 // startUpstream makes the "outside world": a namespace (root's) with a veth
 // to the host, 172.31.254.1 (host) <-> 172.31.254.2 (upstream).
 func startUpstream() (func(), error) {
