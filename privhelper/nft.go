@@ -16,11 +16,11 @@ const tableName = "pelagos"
 
 // ruleset is the helper's whole table, computed from State.
 type ruleset struct {
-	forward, prerouting, output, postrouting []*nftables.Rule
+	guard, forward, prerouting, output, postrouting []*nftables.Rule
 }
 
 func (r *ruleset) empty() bool {
-	return len(r.forward)+len(r.prerouting)+len(r.output)+len(r.postrouting) == 0
+	return len(r.guard)+len(r.forward)+len(r.prerouting)+len(r.output)+len(r.postrouting) == 0
 }
 
 // buildRuleset computes the rules for the networks that have a bridge (that
@@ -33,6 +33,11 @@ func (r *ruleset) empty() bool {
 //     through another interface; connections the host makes from loopback
 //     into a bridge are masqueraded to the gateway, because the container
 //     would otherwise answer 127.0.0.1 to itself.
+//   - guard (prerouting, before conntrack NAT): packets arriving on a
+//     pelagos bridge addressed to 127.0.0.0/8 are dropped. route_localnet on
+//     the bridge would otherwise let a container (root in its namespace)
+//     reach the host's loopback-only services; legitimate replies to
+//     loopback connections still carry the gateway address at this point.
 //   - prerouting and output: each forward DNATs its host address (or every
 //     local address when bound to all) and port to the container, for
 //     packets arriving from outside and for those the host sends itself.
@@ -67,6 +72,10 @@ func buildRuleset(s *State) *ruleset {
 			ipv4(), ifname(unix.NFT_META_OIFNAME, n.Bridge, true),
 			srcIn(netip.MustParsePrefix("127.0.0.0/8")),
 			[]expr.Any{&expr.Masq{}}))
+	}
+	if len(active) > 0 {
+		r.guard = append(r.guard, rule(ipv4(), ifnamePrefix(unix.NFT_META_IIFNAME, bridgePrefix),
+			dstIn(netip.MustParsePrefix("127.0.0.0/8")), verdict(expr.VerdictDrop)))
 	}
 	for _, f := range s.Forwards {
 		var l *Lease
@@ -155,14 +164,20 @@ func ifnamePrefix(key uint32, prefix string) []expr.Any {
 	}
 }
 
-func srcIn(p netip.Prefix) []expr.Any {
+func srcIn(p netip.Prefix) []expr.Any { return addrIn(12, p) }
+
+func dstIn(p netip.Prefix) []expr.Any { return addrIn(16, p) }
+
+// addrIn matches the IPv4 address at offset (12 source, 16 destination)
+// against prefix p.
+func addrIn(offset uint32, p netip.Prefix) []expr.Any {
 	a := p.Masked().Addr().As4()
 	mask := make([]byte, 4)
 	for i := 0; i < p.Bits(); i++ {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
 	}
@@ -193,6 +208,7 @@ func applyRuleset(r *ruleset) error {
 			prio  *nftables.ChainPriority
 			rules []*nftables.Rule
 		}{
+			{"guard", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw, r.guard},
 			{"forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter, r.forward},
 			{"prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, r.prerouting},
 			{"output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest, r.output},

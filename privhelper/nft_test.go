@@ -35,6 +35,9 @@ func TestBuildRuleset(t *testing.T) {
 	if len(r.postrouting) != 3 {
 		t.Errorf("postrouting rules: %d, want 3", len(r.postrouting))
 	}
+	if len(r.guard) != 1 {
+		t.Errorf("guard rules: %d, want 1", len(r.guard))
+	}
 	if len(r.prerouting) != 1 || len(r.output) != 1 {
 		t.Fatalf("dnat rules: %d/%d, want 1/1", len(r.prerouting), len(r.output))
 	}

@@ -125,6 +125,14 @@ func setupAndRun(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("lock: %w", err)
 	}
 
+	// Holding the lock, any other privhelper-it-* directory is a killed
+	// run's leftover.
+	if stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "privhelper-it-*")); len(stale) > 0 {
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
+	}
+
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return 1, fmt.Errorf("go env GOMOD: %w", err)
