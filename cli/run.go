@@ -29,7 +29,11 @@ type runOptions struct {
 	hostname    string
 	entrypoint  string
 	sigProxy    bool
-	network     string
+	network     []string
+	nat, noNAT  bool
+	links       []string
+	dnsBackend  string
+	defSubnet   string
 	publish     []string
 	dns         []string
 	dnsSearch   []string
@@ -91,8 +95,13 @@ func runCmd(e *env, args []string) int {
 	fs.StringVarP(&o.hostname, "hostname", "h", "", "container hostname (default: its name)")
 	fs.StringVar(&o.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
-	fs.StringVar(&o.network, "network", "", "pasta[:OPTIONS] (default), none, host, container:NAME")
-	fs.StringVar(&o.network, "net", "", "same as --network")
+	fs.StringArrayVar(&o.network, "network", nil, "pasta[:OPTIONS] (default), none, host, container:NAME, or bridge / NAME (root networking; repeat for more networks)")
+	fs.StringArrayVar(&o.network, "net", nil, "same as --network")
+	fs.BoolVar(&o.nat, "nat", false, "use the default bridge network (root networking, with NAT)")
+	fs.BoolVar(&o.noNAT, "no-nat", false, "not available: use an --internal network instead")
+	fs.StringArrayVar(&o.links, "link", nil, "NAME[:ALIAS]: name another container of a shared bridge network in /etc/hosts")
+	fs.StringVar(&o.dnsBackend, "dns-backend", "", "builtin (container names in /etc/hosts)")
+	fs.StringVar(&o.defSubnet, "default-subnet", "", "the subnet of the default bridge network when this run creates it")
 	fs.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [[HOSTIP:][HOSTPORT]:]CTRPORT[/tcp|udp|both]")
 	fs.StringArrayVar(&o.dns, "dns", nil, "DNS server for the container's resolv.conf")
 	fs.StringArrayVar(&o.dnsSearch, "dns-search", nil, "DNS search domain (. for none)")
@@ -109,7 +118,7 @@ func runCmd(e *env, args []string) int {
 	fs.StringArrayVarP(&o.attach, "attach", "a", nil, "attach only these streams: stdin, stdout, stderr (default: stdout and stderr)")
 	fs.StringVar(&o.detachSpec, "detach-keys", "ctrl-p,ctrl-q", "keys that detach from -it and leave the container running")
 	fs.StringVar(&o.stopSignal, "stop-signal", "", "signal stop sends first (default: the image's, or SIGTERM)")
-	fs.StringVar(&o.ip, "ip", "", "not available rootless (pasta gives every container 10.0.2.100)")
+	fs.StringVar(&o.ip, "ip", "", "the container's address on its bridge network (pasta gives every container 10.0.2.100)")
 	fs.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (NET_RAW, SYS_PTRACE, ..., ALL)")
 	fs.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (CHOWN, ..., ALL)")
 	fs.StringArrayVar(&o.securityOpt, "security-opt", nil, "no-new-privileges[=false], seccomp=default|minimal|iouring|unconfined|PROFILE.json, mask=/a:/b, unmask=/p|ALL, label=disable")
@@ -187,6 +196,10 @@ func runCmd(e *env, args []string) int {
 			o.tmpfs = append(o.tmpfs, tmpfs)
 		}
 	}
+	if o.noNAT {
+		e.errorf("--no-nat is not available: for a network without a way out, create one with `pelagos network create NAME --internal` and use --network NAME")
+		return exitFailure
+	}
 	keys, err := parseDetachKeys(o.detachSpec)
 	if err != nil {
 		e.errorf("%v", err)
@@ -206,7 +219,8 @@ func runCmd(e *env, args []string) int {
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
-		Network: o.network, Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
+		Network: firstOf(o.network), Networks: restOf(o.network), NAT: o.nat, Links: o.links, DNSBackend: o.dnsBackend, DefaultSubnet: o.defSubnet,
+		Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
 		UserNS: o.userns, UIDMap: o.uidmap, GIDMap: o.gidmap, AppArmorProfile: o.apparmor, SELinuxLabel: o.selinux,
 		MaskedPaths: o.masked, AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,
 		HealthCmd: o.health.HealthCmd, HealthInterval: o.health.HealthInterval, HealthTimeout: o.health.HealthTimeout,
@@ -451,4 +465,19 @@ func parseMount(spec string) (volume, tmpfs string, err error) {
 		return "", t, nil
 	}
 	return "", "", bad("type must be bind, volume or tmpfs")
+}
+
+// firstOf and restOf split a repeated flag's values.
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func restOf(v []string) []string {
+	if len(v) < 2 {
+		return nil
+	}
+	return v[1:]
 }

@@ -411,6 +411,39 @@ func (c *Client) RemoveVolume(ctx context.Context, name string, force bool) erro
 	return c.call(ctx, c.mgr, ManagerInterface, "RemoveVolume", []any{name, force})
 }
 
+// NetworkSummary is one row of ListNetworks.
+type NetworkSummary struct {
+	Name, Subnet, Gateway, Bridge string
+	Internal                      bool
+	Containers                    []string
+}
+
+// CreateNetwork creates a bridge network of the user's.
+func (c *Client) CreateNetwork(ctx context.Context, name string, o NetworkOptions) (godbus.ObjectPath, error) {
+	var p godbus.ObjectPath
+	err := c.call(ctx, c.mgr, ManagerInterface, "CreateNetwork", []any{name, o.Options()}, &p)
+	return p, err
+}
+
+// ListNetworks lists the user's bridge networks.
+func (c *Client) ListNetworks(ctx context.Context) ([]NetworkSummary, error) {
+	var rows []NetworkSummary
+	err := c.call(ctx, c.mgr, ManagerInterface, "ListNetworks", nil, &rows)
+	return rows, err
+}
+
+// RemoveNetwork removes one of the user's networks.
+func (c *Client) RemoveNetwork(ctx context.Context, name string, force bool) error {
+	return c.call(ctx, c.mgr, ManagerInterface, "RemoveNetwork", []any{name, force})
+}
+
+// PruneNetworks removes the networks no container joins.
+func (c *Client) PruneNetworks(ctx context.Context) ([]string, error) {
+	var removed []string
+	err := c.call(ctx, c.mgr, ManagerInterface, "PruneNetworks", nil, &removed)
+	return removed, err
+}
+
 // ExecWithStdio runs a command in a running container on the given files
 // and returns its exit code.
 func (c *Client) ExecWithStdio(ctx context.Context, path godbus.ObjectPath, command []string, stdin, stdout, stderr *os.File, opts ExecOptions) (int32, error) {

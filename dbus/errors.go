@@ -31,6 +31,9 @@ const (
 	ErrCancelled            ErrorCode = "Cancelled"
 	ErrNoSuchVolume         ErrorCode = "NoSuchVolume"
 	ErrVolumeInUse          ErrorCode = "VolumeInUse"
+	ErrNoSuchNetwork        ErrorCode = "NoSuchNetwork"
+	ErrNetworkInUse         ErrorCode = "NetworkInUse"
+	ErrPermissionDenied     ErrorCode = "PermissionDenied"
 	ErrFailed               ErrorCode = "Failed"
 )
 
@@ -39,7 +42,8 @@ var AllErrorCodes = []ErrorCode{
 	ErrNoSuchContainer, ErrNoSuchImage, ErrNameInUse, ErrInvalidArgument,
 	ErrInvalidArchive, ErrCommandNotFound, ErrCommandNotExecutable,
 	ErrStartFailed, ErrContainerRunning, ErrContainerNotRunning,
-	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrPushFailed, ErrAuthFailed, ErrNotLoggedIn, ErrCancelled, ErrNoSuchVolume, ErrVolumeInUse, ErrFailed,
+	ErrImageInUse, ErrInvalidReference, ErrPullFailed, ErrPushFailed, ErrAuthFailed, ErrNotLoggedIn, ErrCancelled, ErrNoSuchVolume, ErrVolumeInUse,
+	ErrNoSuchNetwork, ErrNetworkInUse, ErrPermissionDenied, ErrFailed,
 }
 
 // Name is the full D-Bus error name.

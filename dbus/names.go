@@ -7,6 +7,7 @@ package dbus
 import (
 	_ "embed"
 	"fmt"
+	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
 )
@@ -24,6 +25,7 @@ const (
 	ContainerIface   = "io.pelagos.Pelagos1.Container"
 	ImageIface       = "io.pelagos.Pelagos1.Image"
 	JobIface         = "io.pelagos.Pelagos1.Job"
+	NetworkIface     = "io.pelagos.Pelagos1.Network"
 	ErrorPrefix      = "io.pelagos.Pelagos1.Error."
 	APIVersion       = uint32(1)
 
@@ -39,6 +41,22 @@ func ContainerPath(id string) godbus.ObjectPath {
 // ImagePath is the object path of the image with the given id.
 func ImagePath(id string) godbus.ObjectPath {
 	return godbus.ObjectPath(fmt.Sprintf("%s/image/%s", ManagerPath, id))
+}
+
+// NetworkPath is the object path of the user's network name. Network
+// names may hold "." and "-", which object paths may not: every byte
+// other than a letter or digit is written as _XX (its hex value).
+func NetworkPath(name string) godbus.ObjectPath {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "_%02x", c)
+		}
+	}
+	return godbus.ObjectPath(fmt.Sprintf("%s/network/%s", ManagerPath, b.String()))
 }
 
 // Container states.

@@ -85,6 +85,16 @@ type ContainerConfig struct {
 	// security module is active (--apparmor-profile, --selinux-label).
 	AppArmorProfile string
 	SELinuxLabel    string
+	// Networks are more bridge networks after Network (repeated
+	// --network); NAT asks for the default bridge (--nat); Links are
+	// NAME[:ALIAS] names of other containers (--link); DNSBackend is
+	// "builtin"; DefaultSubnet is the default bridge's subnet when it is
+	// made (--default-subnet).
+	Networks      []string
+	NAT           bool
+	Links         []string
+	DNSBackend    string
+	DefaultSubnet string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -167,6 +177,13 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	putStrings(m, "GIDMap", c.GIDMap)
 	putString(m, "AppArmorProfile", c.AppArmorProfile)
 	putString(m, "SELinuxLabel", c.SELinuxLabel)
+	putStrings(m, "Networks", c.Networks)
+	if c.NAT {
+		m["NAT"] = godbus.MakeVariant(true)
+	}
+	putStrings(m, "Links", c.Links)
+	putString(m, "DNSBackend", c.DNSBackend)
+	putString(m, "DefaultSubnet", c.DefaultSubnet)
 	return m
 }
 
@@ -317,10 +334,42 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.strs("GIDMap", &c.GIDMap)
 	d.str("AppArmorProfile", &c.AppArmorProfile)
 	d.str("SELinuxLabel", &c.SELinuxLabel)
+	d.strs("Networks", &c.Networks)
+	d.boolean("NAT", &c.NAT)
+	d.strs("Links", &c.Links)
+	d.str("DNSBackend", &c.DNSBackend)
+	d.str("DefaultSubnet", &c.DefaultSubnet)
 	if err := d.finish("container"); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// NetworkOptions is the a{sv} argument of Manager.CreateNetwork.
+type NetworkOptions struct {
+	Subnet, Gateway string
+	Internal        bool
+}
+
+// Options encodes the network options for the bus.
+func (o NetworkOptions) Options() map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	putString(m, "Subnet", o.Subnet)
+	putString(m, "Gateway", o.Gateway)
+	if o.Internal {
+		m["Internal"] = godbus.MakeVariant(true)
+	}
+	return m
+}
+
+// ParseNetworkOptions decodes and checks the a{sv} of CreateNetwork.
+func ParseNetworkOptions(m map[string]godbus.Variant) (NetworkOptions, error) {
+	var o NetworkOptions
+	d := newDecoder(m)
+	d.str("Subnet", &o.Subnet)
+	d.str("Gateway", &o.Gateway)
+	d.boolean("Internal", &o.Internal)
+	return o, d.finish("network")
 }
 
 // ParseImportOptions decodes and checks the a{sv} of ImportImage.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -21,7 +22,20 @@ const (
 	None      = "none"      // private namespace with loopback only
 	Host      = "host"      // the host's network namespace
 	Container = "container" // another container's namespace
+	// Bridge is root networking: the container's namespace is wired by
+	// pelagos-privhelper into one or more of the user's bridge networks
+	// ("bridge" is each user's default one).
+	Bridge = "bridge"
 )
+
+// DefaultBridge is the name of each user's default bridge network.
+const DefaultBridge = "bridge"
+
+// validNetworkName is a network name as pelagos-privhelper accepts it.
+var validNetworkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+// ValidNetworkName reports whether s can name a network.
+func ValidNetworkName(s string) bool { return validNetworkName.MatchString(s) }
 
 // The addresses pasta gives a container: its own, the gateway (which
 // reaches the host's loopback only with host loopback access on), and
@@ -45,6 +59,9 @@ type Mode struct {
 	// --network pasta:--map-gw). Off by default, as in podman: a
 	// container should not reach what the host keeps to itself.
 	HostLoopback bool
+	// Networks are the bridge networks to join, the first primary
+	// (Bridge).
+	Networks []string `json:",omitempty"`
 }
 
 // String is the mode as the user would write it.
@@ -52,6 +69,8 @@ func (m Mode) String() string {
 	switch m.Kind {
 	case Container:
 		return "container:" + m.Target
+	case Bridge:
+		return strings.Join(m.Networks, ",")
 	case Pasta:
 		opts := m.PastaArgs
 		if m.HostLoopback {
@@ -121,10 +140,16 @@ func ParseMode(s string) (Mode, error) {
 			return Mode{}, fmt.Errorf("%w: --network container: needs a container name or id (container:NAME)", ErrInvalid)
 		}
 		return Mode{Kind: Container, Target: opts}, nil
-	case "bridge", "slirp4netns", "ns":
-		return Mode{}, fmt.Errorf("%w: --network %s is not available rootless in this version: use the default (pasta), none, host or container:NAME", ErrInvalid, kind)
+	case "slirp4netns", "ns":
+		return Mode{}, fmt.Errorf("%w: --network %s is not available in pelagos: use the default (pasta), none, host, container:NAME, or bridge / a network of yours (root networking)", ErrInvalid, kind)
 	}
-	return Mode{}, fmt.Errorf("%w: unknown network %q: use pasta (the default), none, host or container:NAME", ErrInvalid, s)
+	if hasOpts {
+		return Mode{}, fmt.Errorf("%w: --network %q: a bridge network takes no options", ErrInvalid, s)
+	}
+	if !validNetworkName.MatchString(s) {
+		return Mode{}, fmt.Errorf("%w: unknown network %q: use pasta (the default), none, host, container:NAME, bridge, or the name of a network of yours (pelagos network ls)", ErrInvalid, s)
+	}
+	return Mode{Kind: Bridge, Networks: []string{s}}, nil
 }
 
 // PortMapping is one published port.

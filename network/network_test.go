@@ -21,13 +21,15 @@ func TestParseMode(t *testing.T) {
 		{"loopback", Mode{Kind: None}},
 		{"host", Mode{Kind: Host}},
 		{"container:web", Mode{Kind: Container, Target: "web"}},
+		{"bridge", Mode{Kind: Bridge, Networks: []string{"bridge"}}},
+		{"devnet", Mode{Kind: Bridge, Networks: []string{"devnet"}}},
 	} {
 		got, err := ParseMode(tc.in)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ParseMode(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"bridge", "slirp4netns", "nosuch", "container:", "none:x", "host:x", "private:x", "pasta:--netns=/x", "pasta:-t,80", "pasta:nodash"} {
+	for _, bad := range []string{"slirp4netns", "ns", "bad name", "-dash", "bridge:opt", "container:", "none:x", "host:x", "private:x", "pasta:--netns=/x", "pasta:-t,80", "pasta:nodash"} {
 		if _, err := ParseMode(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseMode(%q): want ErrInvalid, got %v", bad, err)
 		}

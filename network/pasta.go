@@ -234,6 +234,23 @@ func PrepareHostPorts(ports []PortMapping) error {
 	return nil
 }
 
+// ChooseHostPorts fills in a free host port where none was given, for
+// ports another party (pelagos-privhelper) publishes and checks.
+func ChooseHostPorts(ports []PortMapping) error {
+	for i := range ports {
+		p := &ports[i]
+		if p.HostPort != 0 {
+			continue
+		}
+		port, err := freePort(p.HostIP, p.Proto)
+		if err != nil {
+			return fmt.Errorf("choose a host port for %d/%s: %w", p.CtrPort, p.Proto, err)
+		}
+		p.HostPort = port
+	}
+	return nil
+}
+
 func freePort(ip, proto string) (uint16, error) {
 	addr := net.JoinHostPort(ip, "0")
 	if proto == "udp" {

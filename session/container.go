@@ -98,7 +98,7 @@ func (c *ctr) export() error {
 		"Seccomp":             constProp(r.Security.Seccomp),
 		"NetworkMode":         constProp(r.Network.Mode.String()),
 		"UsernsMode":          constProp(r.UserNS.String()),
-		"IPAddress":           constProp(r.Network.ipAddress()),
+		"IPAddress":           {Value: r.ipAddress(), Emit: prop.EmitTrue},
 		"Ports":               constProp(portRows(r.Network.Ports)),
 		"Warnings":            constProp(r.warnings()),
 		"Labels":              constProp(nonNilMap(r.Labels)),
@@ -134,6 +134,7 @@ func (c *ctr) publishLocked() {
 	set("StartedAt", usec(r.StartedAt))
 	set("FinishedAt", usec(r.FinishedAt))
 	set("Error", r.Error)
+	set("IPAddress", r.ipAddress())
 	// State last: a client that reacts to it sees the other values set.
 	set("State", r.State)
 	c.m.emit("ContainerStateChanged", c.obj.Path, r.ID, r.State, int32(r.ExitCode))
@@ -152,6 +153,10 @@ func (c *ctr) recover() {
 		c.done = make(chan struct{})
 		go c.watchForeign(r.Pid, r.PidStart)
 		c.startHealth()
+		if len(r.Bridge.Leases) > 0 {
+			// Its names go back into the other containers' /etc/hosts.
+			c.m.hosts.set(r.ID, c.bridgeHostsEntry(c.hostsEntry()))
+		}
 		return
 	}
 	code, at := c.foreignExit(r.Pid, r.PidStart, 0)

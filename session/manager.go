@@ -43,12 +43,18 @@ type Manager struct {
 	pastaWarnOnce    sync.Once
 	pastaVersion     string
 	cgroups          cgroups
+	// priv is the connection to pelagos-privhelper (root networking),
+	// hosts the names of the running containers on bridge networks.
+	priv  privhelper
+	hosts hostsIndex
 
 	mu         sync.Mutex
 	containers map[string]*ctr // by id
 	imageObjs  map[string]*pdbus.Object
-	lastCall   time.Time
-	inflight   int // calls in progress
+	// networkObjs are the user's bridge networks on the bus, by name.
+	networkObjs map[string]*pdbus.Object
+	lastCall    time.Time
+	inflight    int // calls in progress
 }
 
 // NewManager loads the saved containers and exports the manager, its
@@ -56,7 +62,7 @@ type Manager struct {
 func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless.Namespace, store *images.Store, server *pdbus.Server) (*Manager, error) {
 	m := &Manager{
 		ctx: ctx, log: log, paths: paths, ns: ns, store: store, server: server,
-		containers: map[string]*ctr{}, imageObjs: map[string]*pdbus.Object{}, lastCall: time.Now(),
+		containers: map[string]*ctr{}, imageObjs: map[string]*pdbus.Object{}, networkObjs: map[string]*pdbus.Object{}, lastCall: time.Now(),
 		logSink: rootless.LogSink(),
 	}
 	if err := os.MkdirAll(paths.Containers(), 0o700); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,10 @@ type netConfig struct {
 	Hosts []string `json:"hosts,omitempty"`
 	// Warning says why the container got loopback only instead of pasta.
 	Warning string `json:"warning,omitempty"`
+	// IP is the address asked for on the primary bridge network (--ip);
+	// Links are --link NAME[:ALIAS] of bridge containers.
+	IP    string            `json:"ip,omitempty"`
+	Links map[string]string `json:"links,omitempty"`
 }
 
 // pastaState is the pasta serving a running container, kept in the
@@ -41,17 +46,63 @@ type pastaState struct {
 // chooses the host ports left open.
 func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 	invalid := func(err error) error { return pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err) }
-	mode, err := network.ParseMode(cfg.Network)
+	netArg := cfg.Network
+	// Asking for what only a bridge has (--nat, --ip, --link) without a
+	// network chooses the default bridge, as the seed does.
+	if netArg == "" && len(cfg.Networks) == 0 && (cfg.NAT || cfg.IP != "" || len(cfg.Links) > 0) {
+		netArg = network.DefaultBridge
+	}
+	mode, err := network.ParseMode(netArg)
 	if err != nil {
 		return netConfig{}, invalid(err)
 	}
+	for _, extra := range cfg.Networks {
+		more, err := network.ParseMode(extra)
+		if err != nil {
+			return netConfig{}, invalid(err)
+		}
+		if mode.Kind != network.Bridge || more.Kind != network.Bridge {
+			return netConfig{}, invalid(fmt.Errorf("%w: several --network values must all be bridge networks (%s, %s)", network.ErrInvalid, mode, more))
+		}
+		mode.Networks = append(mode.Networks, more.Networks...)
+	}
+	bridge := mode.Kind == network.Bridge
 	if cfg.MacAddress != "" {
-		return netConfig{}, invalid(fmt.Errorf("%w: --mac-address: rootless pasta networking cannot set the MAC address; use root networking", network.ErrInvalid))
+		return netConfig{}, invalid(fmt.Errorf("%w: --mac-address cannot be set in this version", network.ErrInvalid))
+	}
+	if cfg.IP != "" && !bridge {
+		return netConfig{}, invalid(fmt.Errorf("%w: --ip: with pasta every container has %s; a chosen address needs a bridge network (--network bridge)", network.ErrInvalid, network.ContainerIP))
 	}
 	if cfg.IP != "" {
-		return netConfig{}, invalid(fmt.Errorf("%w: --ip: with pasta every container has %s; a chosen address needs root networking", network.ErrInvalid, network.ContainerIP))
+		if a, err := netip.ParseAddr(cfg.IP); err != nil || !a.Is4() {
+			return netConfig{}, invalid(fmt.Errorf("%w: --ip %q: give an IPv4 address in the network's subnet", network.ErrInvalid, cfg.IP))
+		}
 	}
-	nc := netConfig{Mode: mode, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions}
+	if cfg.DNSBackend != "" && cfg.DNSBackend != "builtin" {
+		return netConfig{}, invalid(fmt.Errorf("%w: --dns-backend %q: only builtin (names in /etc/hosts, kept current as containers come and go) is available", network.ErrInvalid, cfg.DNSBackend))
+	}
+	if cfg.DefaultSubnet != "" {
+		if p, err := netip.ParsePrefix(cfg.DefaultSubnet); err != nil || !p.Addr().Is4() {
+			return netConfig{}, invalid(fmt.Errorf("%w: --default-subnet %q: give an IPv4 CIDR such as 10.89.5.0/24", network.ErrInvalid, cfg.DefaultSubnet))
+		}
+	}
+	nc := netConfig{Mode: mode, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions, IP: cfg.IP}
+	for _, l := range cfg.Links {
+		if !bridge {
+			return netConfig{}, invalid(fmt.Errorf("%w: --link %s: links are names on a bridge network (--network bridge or a network of yours)", network.ErrInvalid, l))
+		}
+		name, alias, _ := strings.Cut(l, ":")
+		if alias == "" {
+			alias = name
+		}
+		if checkName(name) != nil || checkHostname(alias) != nil {
+			return netConfig{}, invalid(fmt.Errorf("%w: --link %q: use NAME[:ALIAS] with a container name and a host name", network.ErrInvalid, l))
+		}
+		if nc.Links == nil {
+			nc.Links = map[string]string{}
+		}
+		nc.Links[name] = alias
+	}
 	if err := network.CheckDNS(cfg.DNS, cfg.DNSSearch, cfg.DNSOptions); err != nil {
 		return netConfig{}, invalid(err)
 	}
@@ -69,8 +120,19 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 		}
 		nc.Ports = append(nc.Ports, ports...)
 	}
-	if len(nc.Ports) > 0 && mode.Kind != network.Pasta {
-		return netConfig{}, invalid(fmt.Errorf("%w: -p publishes ports of the pasta network (the default), not of --network %s", network.ErrInvalid, mode))
+	if len(nc.Ports) > 0 && mode.Kind != network.Pasta && !bridge {
+		return netConfig{}, invalid(fmt.Errorf("%w: -p publishes ports of the pasta network (the default) or of a bridge network, not of --network %s", network.ErrInvalid, mode))
+	}
+	if bridge {
+		if err := m.checkBridge(m.ctx, mode, cfg.DefaultSubnet); err != nil {
+			return netConfig{}, err
+		}
+		// Ports below 1024 are the helper's to allow (a stricter polkit
+		// action); only the free ones are chosen here.
+		if err := network.ChooseHostPorts(nc.Ports); err != nil {
+			return netConfig{}, invalid(err)
+		}
+		return nc, nil
 	}
 	if mode.Kind == network.Pasta {
 		if why := network.Unavailable(); why != nil {
@@ -132,12 +194,23 @@ func (c *ctr) networkNamespace() (string, *ctr, error) {
 // with c.mu held (the background work touches only this run's fields,
 // and joinPasta orders it before anything else reads them).
 func (c *ctr) launchPasta(ctx context.Context, pid int) {
-	if c.rec.Network.Mode.Kind != network.Pasta {
-		return
+	switch c.rec.Network.Mode.Kind {
+	case network.Pasta:
+		done := make(chan error, 1)
+		c.pastaLaunch = done
+		go func() { done <- c.startPasta(ctx, pid) }()
+	case network.Bridge:
+		done := make(chan error, 1)
+		c.pastaLaunch = done
+		hosts := c.hostsEntry()
+		go func() { done <- c.startBridge(ctx, pid, hosts) }()
 	}
-	done := make(chan error, 1)
-	c.pastaLaunch = done
-	go func() { done <- c.startPasta(ctx, pid) }()
+}
+
+// hostsEntry is the container's part of the bridge networks' names,
+// before its addresses are known.
+func (c *ctr) hostsEntry() hostsEntry {
+	return hostsEntry{name: c.rec.Name, file: filepath.Join(c.dir, "hosts"), base: c.etcHosts(), links: c.rec.Network.Links}
 }
 
 // joinPasta waits for launchPasta and returns its outcome.
@@ -198,6 +271,7 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 // finds the container gone. Call with c.mu held or before sharing c.
 func (c *ctr) stopNetwork() {
 	c.joinPasta() // a start that failed early may still be launching it
+	c.stopBridgeLocked()
 	dir := c.netDir()
 	// pasta watches the handle's directory and quits when it goes.
 	if err := network.ReleaseNetNS(filepath.Join(dir, "netns")); err != nil {
@@ -308,8 +382,13 @@ func (c *ctr) resolvConf() []byte {
 			options = append(options, f[1:]...)
 		}
 	}
-	if n.Mode.Kind == network.Pasta {
+	switch n.Mode.Kind {
+	case network.Pasta:
 		servers = []string{network.DNSForwarder}
+	case network.Bridge:
+		// A loopback resolver of the host (systemd-resolved's stub) is
+		// out of the container's reach: use its upstream servers.
+		servers = reachableServers(servers)
 	}
 	if len(n.DNS) > 0 {
 		servers = n.DNS
@@ -336,6 +415,32 @@ func (c *ctr) resolvConf() []byte {
 	return []byte(b.String())
 }
 
+// reachableServers drops loopback name servers, falling back to the
+// upstream ones systemd-resolved lists when nothing else is left.
+func reachableServers(servers []string) []string {
+	keep := func(list []string) []string {
+		var out []string
+		for _, s := range list {
+			if a, err := netip.ParseAddr(s); err == nil && !a.IsLoopback() {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	out := keep(servers)
+	if len(out) == 0 {
+		b, _ := os.ReadFile("/run/systemd/resolve/resolv.conf")
+		var up []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+				up = append(up, f[1])
+			}
+		}
+		out = keep(up)
+	}
+	return out
+}
+
 // portRows are the published ports for the bus: (host ip, host port,
 // container port, protocol).
 type portRow struct {
@@ -353,10 +458,14 @@ func portRows(ps []network.PortMapping) []portRow {
 	return rows
 }
 
-// ipAddress is the container's address on its network, "" without one.
-func (n netConfig) ipAddress() string {
-	if n.Mode.Kind == network.Pasta {
+// ipAddress is the container's address on its (primary) network, ""
+// without one; a bridge container has one only while it runs.
+func (r *record) ipAddress() string {
+	switch {
+	case r.Network.Mode.Kind == network.Pasta:
 		return network.ContainerIP
+	case len(r.Bridge.Leases) > 0:
+		return r.Bridge.Leases[0].IP()
 	}
 	return ""
 }

@@ -41,6 +41,7 @@ type record struct {
 	Paused        bool              `json:"paused,omitempty"`
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
+	Bridge        bridgeState       `json:"bridge"`
 	UserNS        usernsConfig      `json:"userns"`
 	// ImageOS and ImageArch are the image's platform: a WASI one (os
 	// wasip1, architecture wasm) makes the command a Wasm module run

@@ -1,0 +1,331 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pelagos-containers/pelagos/container"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
+	"github.com/pelagos-containers/pelagos/network"
+	"github.com/pelagos-containers/pelagos/privhelper/client"
+)
+
+// Root networking: a container on a bridge network gets its own network
+// namespace, which pelagos-privhelper (root, on the system bus, after
+// polkit says yes) wires to the user's bridge with a veth pair, an
+// address, NAT and port forwards. The service keeps the helper's lease
+// and forward ids with the container, and gives the containers of a
+// named network each other's names in /etc/hosts.
+
+// bridgeState is what the helper made for a container's current run.
+type bridgeState struct {
+	Leases   []bridgeLease `json:"leases,omitempty"`
+	Forwards []string      `json:"forwards,omitempty"`
+}
+
+// bridgeLease is one link of the container into a network; the first is
+// the primary one.
+type bridgeLease struct {
+	ID      string `json:"id"`
+	Network string `json:"network"`
+	Address string `json:"address"` // CIDR
+	Gateway string `json:"gateway"`
+	Ifname  string `json:"ifname"`
+	MAC     string `json:"mac"`
+}
+
+// IP is the lease's address without its prefix length.
+func (l bridgeLease) IP() string {
+	ip, _, _ := strings.Cut(l.Address, "/")
+	return ip
+}
+
+// privhelper holds the connection to pelagos-privhelper, made on first
+// use and made again after a failure.
+type privhelper struct {
+	mu   sync.Mutex
+	conn *client.Client
+}
+
+// client returns a connection to the helper.
+func (p *privhelper) client(ctx context.Context) (*client.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		return p.conn, nil
+	}
+	c, err := client.Connect(ctx)
+	if err != nil {
+		return nil, pdbus.Errorf(pdbus.ErrFailed, "root networking needs pelagos-privhelper on the system bus, which cannot be reached (%v): install pelagos's system files (meson install), or use the default network (pasta)", err)
+	}
+	p.conn = c
+	return c, nil
+}
+
+// drop forgets a connection that failed, so the next call reconnects.
+func (p *privhelper) drop(c *client.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == c {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
+
+func (p *privhelper) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
+
+// call runs f with a helper connection and turns the helper's errors into
+// the service's named errors, keeping its one-line message.
+func (p *privhelper) call(ctx context.Context, f func(*client.Client) error) error {
+	c, err := p.client(ctx)
+	if err != nil {
+		return err
+	}
+	err = f(c)
+	var he *client.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &he) && strings.HasPrefix(he.Name, "org.freedesktop.DBus.Error."):
+		p.drop(c)
+		if he.Name == "org.freedesktop.DBus.Error.ServiceUnknown" || he.Name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
+			return pdbus.Errorf(pdbus.ErrFailed, "root networking needs pelagos-privhelper, which is not installed on the system bus (%s): install pelagos's system files, or use the default network (pasta)", he.Message)
+		}
+		return pdbus.Errorf(pdbus.ErrFailed, "pelagos-privhelper: %s", he.Message)
+	case errors.Is(err, client.ErrNotAuthorized):
+		return pdbus.Errorf(pdbus.ErrPermissionDenied, "%v", err)
+	case errors.Is(err, client.ErrInvalidArgument), errors.Is(err, client.ErrPortInUse), errors.Is(err, client.ErrAddressInUse), errors.Is(err, client.ErrExists):
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "%v", err)
+	case errors.Is(err, client.ErrNotFound):
+		return pdbus.Errorf(pdbus.ErrNoSuchNetwork, "%v", err)
+	case errors.Is(err, client.ErrBusy):
+		return pdbus.Errorf(pdbus.ErrNetworkInUse, "%v", err)
+	case he != nil:
+		return pdbus.Errorf(pdbus.ErrFailed, "pelagos-privhelper: %v", err)
+	}
+	p.drop(c)
+	return pdbus.Errorf(pdbus.ErrFailed, "pelagos-privhelper: %v", err)
+}
+
+// checkBridge makes sure, at create time, that the helper answers, that
+// the user may use it, and that every named network exists; the default
+// network "bridge" is made on first use (with --default-subnet if given).
+func (m *Manager) checkBridge(ctx context.Context, mode network.Mode, defaultSubnet string) error {
+	var nets []client.Network
+	if err := m.priv.call(ctx, func(c *client.Client) (err error) {
+		nets, err = c.ListNetworks(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, n := range nets {
+		have[n.Name] = true
+	}
+	seen := map[string]bool{}
+	for _, name := range mode.Networks {
+		if seen[name] {
+			return pdbus.Errorf(pdbus.ErrInvalidArgument, "--network %s is given twice", name)
+		}
+		seen[name] = true
+		switch {
+		case have[name]:
+		case name == network.DefaultBridge:
+			if defaultSubnet != "" {
+				if err := m.priv.call(ctx, func(c *client.Client) error {
+					_, err := c.CreateNetwork(ctx, name, client.NetworkOptions{Subnet: defaultSubnet})
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+		default:
+			return pdbus.Errorf(pdbus.ErrNoSuchNetwork, "network %q not found: create it with `pelagos network create %s` (see `pelagos network ls`)", name, name)
+		}
+	}
+	return nil
+}
+
+// startBridge wires the new network namespace of the container's first
+// process (pid) into its networks and publishes its ports. It runs in
+// the background while the child prepares its root filesystem (see
+// launchPasta); on failure it undoes what it made.
+func (c *ctr) startBridge(ctx context.Context, pid int, hosts hostsEntry) error {
+	fail := func(err error) error {
+		c.stopBridgeLocked()
+		var pe *pdbus.Error
+		if errors.As(err, &pe) {
+			return &container.StartError{Code: container.ExitSetupFailed, Msg: pe.Message}
+		}
+		return &container.StartError{Code: container.ExitSetupFailed, Msg: err.Error()}
+	}
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return fail(fmt.Errorf("open the container's network namespace: %w", err))
+	}
+	defer ns.Close()
+	n := c.rec.Network
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for i, name := range n.Mode.Networks {
+		opts := client.AttachOptions{Ifname: fmt.Sprintf("eth%d", i), Container: c.rec.ID[:12]}
+		if i == 0 {
+			opts.IP = n.IP
+		}
+		var l client.Lease
+		err := c.m.priv.call(ctx, func(cl *client.Client) (err error) {
+			l, err = cl.Attach(ctx, ns, name, opts)
+			return err
+		})
+		if err != nil {
+			return fail(err)
+		}
+		c.rec.Bridge.Leases = append(c.rec.Bridge.Leases, bridgeLease{
+			ID: l.ID, Network: name, Address: l.Address.String(), Gateway: l.Gateway.String(), Ifname: l.Ifname, MAC: l.MAC,
+		})
+	}
+	primary := c.rec.Bridge.Leases[0]
+	for _, p := range n.Ports {
+		var id string
+		err := c.m.priv.call(ctx, func(cl *client.Client) (err error) {
+			id, err = cl.AddForward(ctx, primary.ID, p.Proto, p.HostIP, p.HostPort, p.CtrPort)
+			return err
+		})
+		if err != nil {
+			return fail(fmt.Errorf("publish %s: %w", p, err))
+		}
+		c.rec.Bridge.Forwards = append(c.rec.Bridge.Forwards, id)
+	}
+	c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(hosts))
+	return nil
+}
+
+// bridgeHostsEntry completes e with the addresses of the container's
+// leases: its own name points at its primary address, and the host's
+// names at the gateway, the host's side of the bridge.
+func (c *ctr) bridgeHostsEntry(e hostsEntry) hostsEntry {
+	e.nets = map[string]string{}
+	for _, l := range c.rec.Bridge.Leases {
+		e.nets[l.Network] = l.IP()
+	}
+	if len(c.rec.Bridge.Leases) > 0 {
+		p := c.rec.Bridge.Leases[0]
+		e.base = strings.Replace(e.base, "127.0.1.1\t", p.IP()+"\t", 1) +
+			p.Gateway + "\thost.containers.internal host.docker.internal\n"
+	}
+	return e
+}
+
+// stopBridgeLocked gives the container's leases back (the helper removes
+// their forwards with them) and takes its names out of the other
+// containers' /etc/hosts. A lease the helper already dropped (its
+// namespace died first) is fine. Call with c.mu held or before sharing c.
+func (c *ctr) stopBridgeLocked() {
+	c.m.hosts.remove(c.rec.ID)
+	if len(c.rec.Bridge.Leases) == 0 {
+		c.rec.Bridge = bridgeState{}
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.m.ctx, 10*time.Second)
+	defer cancel()
+	for _, l := range c.rec.Bridge.Leases {
+		err := c.m.priv.call(ctx, func(cl *client.Client) error { return cl.Detach(ctx, l.ID) })
+		var pe *pdbus.Error
+		if err != nil && !(errors.As(err, &pe) && pe.Code == pdbus.ErrNoSuchNetwork) {
+			c.m.log.Warn("detach from network", "id", c.rec.ID, "network", l.Network, "err", err)
+		}
+	}
+	c.rec.Bridge = bridgeState{}
+}
+
+// hostsEntry is what one running container on a bridge network adds to
+// the /etc/hosts of the others, and its own file's fixed part.
+type hostsEntry struct {
+	name  string
+	file  string            // the container's hosts file
+	base  string            // its own lines: localhost, itself, --add-host
+	nets  map[string]string // network → its address there
+	links map[string]string // --link target name → alias
+}
+
+// hostsIndex keeps the running bridge containers' names and addresses
+// and rewrites their /etc/hosts when one comes or goes. Its lock is a
+// leaf: nothing else is locked while it is held.
+type hostsIndex struct {
+	mu      sync.Mutex
+	entries map[string]hostsEntry
+}
+
+func (h *hostsIndex) set(id string, e hostsEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.entries == nil {
+		h.entries = map[string]hostsEntry{}
+	}
+	h.entries[id] = e
+	h.rewriteLocked()
+}
+
+func (h *hostsIndex) remove(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.entries[id]; !ok {
+		return
+	}
+	delete(h.entries, id)
+	h.rewriteLocked()
+}
+
+// rewriteLocked writes every entry's file: its own lines, then the
+// containers that share one of its named networks (the default network
+// "bridge" gives no names, as podman's), then its --link aliases. The
+// files are rewritten in place: they are bind-mounted into containers.
+func (h *hostsIndex) rewriteLocked() {
+	ids := make([]string, 0, len(h.entries))
+	for id := range h.entries {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		e := h.entries[id]
+		var b strings.Builder
+		b.WriteString(e.base)
+		for _, pid := range ids {
+			p := h.entries[pid]
+			if pid == id {
+				continue
+			}
+			for net, ip := range e.nets {
+				if net == network.DefaultBridge {
+					continue
+				}
+				if pip, ok := p.nets[net]; ok && ip != "" {
+					fmt.Fprintf(&b, "%s\t%s\n", pip, p.name)
+					break
+				}
+			}
+			if alias, ok := e.links[p.name]; ok {
+				for net := range e.nets {
+					if pip, ok := p.nets[net]; ok {
+						fmt.Fprintf(&b, "%s\t%s\n", pip, alias)
+						break
+					}
+				}
+			}
+		}
+		os.WriteFile(e.file, []byte(b.String()), 0o644)
+	}
+}
