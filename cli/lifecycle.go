@@ -355,6 +355,14 @@ func inspectCmd(e *env, args []string) int {
 		out = append(out, v)
 	}
 	if tmpl != nil {
+		// Templates see the JSON names ({{.NetworkSettings.IPAddress}}),
+		// as podman's and Docker's do.
+		for i, v := range out {
+			var m map[string]any
+			if b, err := json.Marshal(v); err == nil && json.Unmarshal(b, &m) == nil {
+				out[i] = m
+			}
+		}
 		if c, _ := printFormatted(e, *format, tmpl, out); c != exitOK {
 			return c
 		}

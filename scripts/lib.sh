@@ -23,7 +23,7 @@ need_go() {
 
 # Packages the build, the demo and the tests use. Installed only when one
 # is missing, so a prepared machine starts at once.
-PELAGOS_PACKAGES=(uidmap dbus dbus-bin systemd busybox-static meson gcc libc6-dev pkg-config iproute2 procps psmisc util-linux tar tmux libseccomp-dev skopeo docker-registry passt)
+PELAGOS_PACKAGES=(uidmap dbus dbus-bin dbus-daemon systemd busybox-static meson gcc libc6-dev pkg-config iproute2 procps psmisc util-linux tar tmux libseccomp-dev skopeo docker-registry passt polkitd nftables passwd)
 
 install_packages() {
 	local missing=() p

@@ -33,6 +33,9 @@ unit_rc=${PIPESTATUS[0]}
 echo "== integration tests (real buses, rootless test user)"
 go test -count=1 -timeout 20m -v ./tests/ 2>&1 | tee "$integ"
 integ_rc=${PIPESTATUS[0]}
+echo "== root networking helper (real system bus, polkitd, nftables)"
+go test -count=1 -timeout 10m -v ./tests/privhelper/ 2>&1 | tee -a "$integ"
+[ "${PIPESTATUS[0]}" -eq 0 ] || integ_rc=1
 set -e
 passed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- PASS' || true)
 failed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- FAIL' || true)

@@ -1,0 +1,300 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rootNetRules lets the pelagos group use root networking and the test's
+// user publish privileged ports; everyone else is refused.
+const rootNetRules = `// pelagos session integration tests (removed afterwards).
+polkit.addRule(function (action, subject) {
+    if (action.id.indexOf("io.pelagos.privhelper.") != 0) {
+        return polkit.Result.NOT_HANDLED;
+    }
+    if (action.id == "io.pelagos.privhelper.network" && subject.isInGroup("pelagos")) {
+        return polkit.Result.YES;
+    }
+    return polkit.Result.NO;
+});
+`
+
+// systemBus is a private system bus with polkitd and the project's
+// privhelper policy and activation file, as a desktop machine has them.
+type systemBus struct {
+	addr  string
+	procs []*exec.Cmd
+	undo  []func()
+}
+
+func (b *systemBus) stop() {
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		b.procs[i].Process.Signal(syscall.SIGTERM)
+		b.procs[i].Wait()
+	}
+	// The helper was started by the bus; it goes with its leases.
+	exec.Command("pkill", "-f", filepath.Join(S.bin, "pelagos-privhelper")).Run()
+	for i := len(b.undo) - 1; i >= 0; i-- {
+		b.undo[i]()
+	}
+}
+
+// startSystemBus builds pelagos-privhelper and starts the bus, polkitd
+// and the polkit policy; t's cleanup undoes it all.
+func startSystemBus(t *testing.T) *systemBus {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/polkit-1/polkitd", "nft", "ip"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("root networking needs %s: %v (scripts/lib.sh installs it)", p, err)
+		}
+	}
+	b := &systemBus{}
+	t.Cleanup(b.stop)
+	dir := filepath.Join(S.work, "sysbus")
+	services := filepath.Join(dir, "services")
+	if err := os.MkdirAll(services, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(S.bin, "pelagos-privhelper")
+	build := exec.Command("go", "build", "-tags", buildTags, "-o", helper, "./cmd/pelagos-privhelper")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build pelagos-privhelper: %v: %s", err, out)
+	}
+	state := filepath.Join(dir, "state")
+	svc := fmt.Sprintf("[D-BUS Service]\nName=io.pelagos.PrivHelper1\nExec=%s --state-dir %s --idle-timeout 2s\nUser=root\n", helper, state)
+	if err := os.WriteFile(filepath.Join(services, "io.pelagos.PrivHelper1.service"), []byte(svc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := "/usr/share/polkit-1/actions/io.pelagos.privhelper.policy"
+	if _, err := os.Stat(policy); os.IsNotExist(err) {
+		data, err := os.ReadFile(filepath.Join(repoRoot(), "policy", "io.pelagos.privhelper.policy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(policy), 0o755)
+		if err := os.WriteFile(policy, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.undo = append(b.undo, func() { os.Remove(policy) })
+	}
+	rules := "/etc/polkit-1/rules.d/49-pelagos-session-it.rules"
+	os.MkdirAll(filepath.Dir(rules), 0o755)
+	if err := os.WriteFile(rules, []byte(rootNetRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.undo = append(b.undo, func() { os.Remove(rules) })
+
+	sock := filepath.Join(dir, "system_bus_socket")
+	b.addr = "unix:path=" + sock
+	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>%s</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>%s</servicedir>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
+  <include>%s</include>
+</busconfig>
+`, b.addr, services, filepath.Join(repoRoot(), "policy", "io.pelagos.PrivHelper1.conf"))
+	confFile := filepath.Join(dir, "system.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func(env []string, name string, args ...string) {
+		log, err := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		b.procs = append(b.procs, cmd)
+	}
+	start(nil, "dbus-daemon", "--config-file="+confFile, "--nofork", "--nopidfile")
+	if !waitFor(func() bool { _, err := os.Stat(sock); return err == nil }) {
+		t.Fatal("the system bus did not come up")
+	}
+	start([]string{"DBUS_SYSTEM_BUS_ADDRESS=" + b.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
+	if !waitFor(func() bool {
+		out, _ := exec.Command("busctl", "--address="+b.addr, "status", "org.freedesktop.PolicyKit1").CombinedOutput()
+		return strings.Contains(string(out), "PID=")
+	}) {
+		t.Fatal("polkitd did not come up")
+	}
+	return b
+}
+
+// rootNetSession is a user in group pelagos whose session bus hands the
+// system bus's address to the services it starts, as a login does.
+func rootNetSession(t *testing.T, bus *systemBus, name string) *userSession {
+	t.Helper()
+	if out, err := exec.Command("sh", "-c", "getent group pelagos >/dev/null || groupadd --system pelagos").CombinedOutput(); err != nil {
+		t.Fatalf("groupadd pelagos: %v: %s", err, out)
+	}
+	u, err := ensureUser(name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("usermod", "-aG", "pelagos", name).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v: %s", err, out)
+	}
+	s, err := startSession(u, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	r := s.busctl(t, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+		"UpdateActivationEnvironment", "a{ss}", "1", "DBUS_SYSTEM_BUS_ADDRESS", bus.addr)
+	if r.Code != 0 {
+		t.Fatalf("set the session's activation environment: %s", r)
+	}
+	return s
+}
+
+// hostLinks counts the host's links the helper made (plg*).
+func hostLinks(t *testing.T) int {
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(regexp.MustCompile(`(?m)^\d+: plg`).FindAll(out, -1))
+}
+
+// TestRootNetworking drives root networking end to end through the CLI:
+// a named network with two containers that find each other by name
+// (and lose each other's names as they stop), --ip, a port published on
+// the default bridge that the host reaches, a refusal with the polkit
+// action named for a user outside the group, and, once everything is
+// removed, no link the helper made left on the host.
+func TestRootNetworking(t *testing.T) {
+	needRoot(t)
+	bus := startSystemBus(t)
+	s := rootNetSession(t, bus, "pelagos-net")
+	withBusybox(t, s)
+	links := hostLinks(t)
+
+	s.mustPelagos(t, "network", "create", "--subnet", "10.89.77.0/24", "devnet")
+	if out := s.mustPelagos(t, "network", "ls"); !strings.Contains(out, "devnet") || !strings.Contains(out, "10.89.77.0/24") {
+		t.Fatalf("network ls:\n%s", out)
+	}
+	r := s.busctl(t, "get-property", "io.pelagos.Pelagos1", "/io/pelagos/Pelagos1/network/devnet", "io.pelagos.Pelagos1.Network", "Subnet")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "10.89.77.0/24") {
+		t.Errorf("network object: %s", r)
+	}
+
+	s.mustPelagos(t, "run", "-d", "--name", "web1", "--network", "devnet", "--ip", "10.89.77.50", "localhost/busybox",
+		"sh", "-c", "mkdir -p /www && echo from-web1 > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer s.pelagos(t, "rm", "-f", "web1")
+	s.mustPelagos(t, "run", "-d", "--name", "web2", "--network", "devnet", "localhost/busybox", "sleep", "300")
+	defer s.pelagos(t, "rm", "-f", "web2")
+	if ip := strings.TrimSpace(s.mustPelagos(t, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", "web1")); ip != "10.89.77.50" {
+		t.Errorf("--ip 10.89.77.50: inspect says %q", ip)
+	}
+	// web2 knows web1 by name, and reaches it across the bridge.
+	hosts := s.mustPelagos(t, "exec", "web2", "cat", "/etc/hosts")
+	if !regexp.MustCompile(`(?m)^10\.89\.77\.50\s+web1$`).MatchString(hosts) {
+		t.Fatalf("web2's /etc/hosts lacks web1:\n%s", hosts)
+	}
+	got := ""
+	for i := 0; i < 20 && !strings.Contains(got, "from-web1"); i++ {
+		got = s.pelagos(t, "exec", "web2", "sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc 10.89.77.50 80`).Stdout
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(got, "from-web1") {
+		t.Fatalf("web2 could not reach web1 over devnet: %q", got)
+	}
+	// A third container appears in web2's hosts; web1 leaves it when it stops.
+	s.mustPelagos(t, "run", "-d", "--name", "web3", "--network", "devnet", "localhost/busybox", "sleep", "300")
+	defer s.pelagos(t, "rm", "-f", "web3")
+	if !waitFor(func() bool { return strings.Contains(s.pelagos(t, "exec", "web2", "cat", "/etc/hosts").Stdout, "web3") }) {
+		t.Errorf("web3 never reached web2's /etc/hosts")
+	}
+	s.mustPelagos(t, "stop", "-t", "0", "web1")
+	if !waitFor(func() bool { return !strings.Contains(s.pelagos(t, "exec", "web2", "cat", "/etc/hosts").Stdout, "web1") }) {
+		t.Errorf("web1 stayed in web2's /etc/hosts after it stopped")
+	}
+	if r := s.pelagos(t, "network", "rm", "devnet"); r.Code != 2 || !strings.Contains(r.Stderr, "web") {
+		t.Errorf("network rm of a network in use: %s", r)
+	}
+
+	// A published port on the default bridge answers the host.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s.mustPelagos(t, "run", "-d", "--name", "pub", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "localhost/busybox",
+		"sh", "-c", "mkdir -p /www && echo from-bridge > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer s.pelagos(t, "rm", "-f", "pub")
+	var body string
+	for i := 0; i < 30 && !strings.Contains(body, "from-bridge"); i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "from-bridge") {
+		t.Errorf("the port published on the bridge did not answer the host: %q", body)
+	}
+	if out := s.mustPelagos(t, "port", "pub"); !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d", port)) {
+		t.Errorf("pelagos port pub: %q", out)
+	}
+
+	// Outside the group: refused, the action named, nothing created.
+	exec.Command("gpasswd", "-d", "pelagos-net", "pelagos").Run()
+	before := s.mustPelagos(t, "ps", "-aq")
+	r = s.pelagos(t, "run", "--rm", "--network", "bridge", "localhost/busybox", "true")
+	exec.Command("usermod", "-aG", "pelagos", "pelagos-net").Run()
+	if r.Code != 125 || !strings.Contains(r.Stderr, "io.pelagos.privhelper.network") {
+		t.Errorf("a user outside group pelagos: %s", r)
+	}
+	if after := s.mustPelagos(t, "ps", "-aq"); after != before {
+		t.Errorf("a refused run left a container")
+	}
+
+	// Everything removed: no link of the helper's stays on the host.
+	s.mustPelagos(t, "rm", "-f", "web1", "web2", "web3", "pub")
+	s.mustPelagos(t, "network", "rm", "devnet")
+	if !waitFor(func() bool { return hostLinks(t) == links }) {
+		t.Errorf("links left on the host: %d before, %d after", links, hostLinks(t))
+	}
+	if out := s.mustPelagos(t, "network", "ls", "-q"); strings.Contains(out, "devnet") {
+		t.Errorf("devnet still listed:\n%s", out)
+	}
+}
