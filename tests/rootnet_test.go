@@ -243,7 +243,9 @@ func TestRootNetworking(t *testing.T) {
 		t.Errorf("web3 never reached web2's /etc/hosts")
 	}
 	s.mustPelagos(t, "stop", "-t", "0", "web1")
-	if !waitFor(func() bool { return !strings.Contains(s.pelagos(t, "exec", "web2", "cat", "/etc/hosts").Stdout, "web1") }) {
+	if !waitFor(func() bool {
+		return !strings.Contains(s.pelagos(t, "exec", "web2", "cat", "/etc/hosts").Stdout, "web1")
+	}) {
 		t.Errorf("web1 stayed in web2's /etc/hosts after it stopped")
 	}
 	if r := s.pelagos(t, "network", "rm", "devnet"); r.Code != 2 || !strings.Contains(r.Stderr, "web") {
