@@ -76,7 +76,7 @@ func commands() []command {
 		{"rmi", "Remove one or more images", "pelagos rmi [-f] IMAGE [IMAGE...]", rmiCmd},
 		{"events", "Print container, image and job events as they happen", "pelagos events [--filter KEY=VALUE] [--format json]", eventsCmd},
 		{"volume", "Manage named volumes", "pelagos volume create|ls|inspect|rm|prune", volumeCmd},
-		{"network", "Manage bridge networks (root networking)", "pelagos network create|ls|inspect|rm|prune", networkCmd},
+		{"network", "Manage bridge networks (root networking)", "pelagos network create|ls|inspect|rm|prune|connect|disconnect", networkCmd},
 		{"info", "Show how pelagos runs on this machine", "pelagos info", infoCmd},
 		{"version", "Show the pelagos version", "pelagos version", versionCmd},
 	}

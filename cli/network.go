@@ -11,8 +11,9 @@ import (
 // bridge networks, which pelagos-privhelper makes on the host.
 func networkCmd(e *env, args []string) int {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(e.stdout, "Manage bridge networks (root networking)\n\nUsage: pelagos network create|ls|inspect|rm|prune\n\n"+
-			"  create [--subnet CIDR] [--gateway IP] [--internal] NAME | ls [-q] | inspect NAME... | rm [-f] NAME... | prune")
+		fmt.Fprintln(e.stdout, "Manage bridge networks (root networking)\n\nUsage: pelagos network create|ls|inspect|rm|prune|connect|disconnect\n\n"+
+			"  create [--subnet CIDR] [--gateway IP] [--internal] NAME | ls [-q] | inspect NAME... | rm [-f] NAME... | prune\n"+
+			"  connect [--ip IP] NETWORK CONTAINER | disconnect NETWORK CONTAINER")
 		if len(args) == 0 {
 			return exitFailure
 		}
@@ -23,6 +24,10 @@ func networkCmd(e *env, args []string) int {
 	quiet := fs.BoolP("quiet", "q", false, "print only names")
 	force := fs.BoolP("force", "f", false, "also remove the containers that join the network")
 	var o pdbus.NetworkOptions
+	ip := ""
+	if sub == "connect" {
+		fs.StringVar(&ip, "ip", "", "the container's address on the network")
+	}
 	if sub == "create" {
 		fs.StringVar(&o.Subnet, "subnet", "", "the network's IPv4 subnet, e.g. 10.89.7.0/24 (default: a free one of 10.89.0.0/16)")
 		fs.StringVar(&o.Gateway, "gateway", "", "the host's address on it (default: the subnet's first)")
@@ -128,8 +133,25 @@ func networkCmd(e *env, args []string) int {
 			e.callErr(err)
 			return exitFailure
 		}
+	case "connect", "disconnect":
+		if fs.NArg() != 2 {
+			e.errorf("\"pelagos network %s\" requires exactly 2 arguments: pelagos network %s NETWORK CONTAINER", sub, sub)
+			return exitFailure
+		}
+		path, err := c.GetContainer(e.ctx, fs.Arg(1))
+		if err == nil {
+			if sub == "connect" {
+				err = c.ConnectNetwork(e.ctx, path, fs.Arg(0), ip)
+			} else {
+				err = c.DisconnectNetwork(e.ctx, path, fs.Arg(0))
+			}
+		}
+		if err != nil {
+			e.callErr(err)
+			return exitFailure
+		}
 	default:
-		e.errorf("unknown command \"network %s\": use create, ls, inspect, rm or prune", sub)
+		e.errorf("unknown command \"network %s\": use create, ls, inspect, rm, prune, connect or disconnect", sub)
 		return exitFailure
 	}
 	return exitOK

@@ -411,6 +411,16 @@ func (c *Client) RemoveVolume(ctx context.Context, name string, force bool) erro
 	return c.call(ctx, c.mgr, ManagerInterface, "RemoveVolume", []any{name, force})
 }
 
+// ConnectNetwork joins a container to one more bridge network.
+func (c *Client) ConnectNetwork(ctx context.Context, path godbus.ObjectPath, network, ip string) error {
+	return c.call(ctx, c.container(path), ContainerIface, "ConnectNetwork", []any{network, ip})
+}
+
+// DisconnectNetwork takes a container off a bridge network.
+func (c *Client) DisconnectNetwork(ctx context.Context, path godbus.ObjectPath, network string) error {
+	return c.call(ctx, c.container(path), ContainerIface, "DisconnectNetwork", []any{network})
+}
+
 // NetworkSummary is one row of ListNetworks.
 type NetworkSummary struct {
 	Name, Subnet, Gateway, Bridge string

@@ -96,7 +96,7 @@ func (c *ctr) export() error {
 		"ReadOnly":            constProp(r.Security.ReadonlyRootfs),
 		"NoNewPrivileges":     constProp(r.Security.NoNewPrivileges),
 		"Seccomp":             constProp(r.Security.Seccomp),
-		"NetworkMode":         constProp(r.Network.Mode.String()),
+		"NetworkMode":         {Value: r.Network.Mode.String(), Emit: prop.EmitTrue},
 		"UsernsMode":          constProp(r.UserNS.String()),
 		"IPAddress":           {Value: r.ipAddress(), Emit: prop.EmitTrue},
 		"Ports":               constProp(portRows(r.Network.Ports)),

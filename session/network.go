@@ -68,7 +68,7 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 	}
 	bridge := mode.Kind == network.Bridge
 	if cfg.MacAddress != "" {
-		return netConfig{}, invalid(fmt.Errorf("%w: --mac-address cannot be set in this version", network.ErrInvalid))
+		return netConfig{}, invalid(fmt.Errorf("%w: --mac-address: choosing the MAC address is not supported in this version", network.ErrInvalid))
 	}
 	if cfg.IP != "" && !bridge {
 		return netConfig{}, invalid(fmt.Errorf("%w: --ip: with pasta every container has %s; a chosen address needs a bridge network (--network bridge)", network.ErrInvalid, network.ContainerIP))

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -327,5 +330,129 @@ func (h *hostsIndex) rewriteLocked() {
 			}
 		}
 		os.WriteFile(e.file, []byte(b.String()), 0o644)
+	}
+}
+
+// ConnectNetwork implements the method of the same name.
+func (a *containerAPI) ConnectNetwork(name, ip string) *godbus.Error {
+	defer a.c.m.track()()
+	return asDBusErr(a.c.connectNetwork(name, ip))
+}
+
+// DisconnectNetwork implements the method of the same name.
+func (a *containerAPI) DisconnectNetwork(name string) *godbus.Error {
+	defer a.c.m.track()()
+	return asDBusErr(a.c.disconnectNetwork(name))
+}
+
+// connectNetwork adds a bridge network to a container: to its
+// configuration, and, while it runs, as one more interface.
+func (c *ctr) connectNetwork(name, ip string) error {
+	if !network.ValidNetworkName(name) {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "network name %q: use letters, digits, _, . and -", name)
+	}
+	if ip != "" {
+		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
+			return pdbus.Errorf(pdbus.ErrInvalidArgument, "--ip %q: give an IPv4 address in the network's subnet", ip)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mode := c.rec.Network.Mode
+	if mode.Kind != network.Bridge {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s uses the %s network, not a bridge: only containers made with --network bridge (or a network of yours) can join more", c.rec.Name, mode)
+	}
+	for _, n := range mode.Networks {
+		if n == name {
+			return pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s is already connected to network %s", c.rec.Name, name)
+		}
+	}
+	if err := c.m.checkBridge(c.m.ctx, network.Mode{Kind: network.Bridge, Networks: []string{name}}, ""); err != nil {
+		return err
+	}
+	if c.rec.State == pdbus.StateRunning && c.rec.Pid > 0 {
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.rec.Pid))
+		if err != nil {
+			return fmt.Errorf("open the network namespace of %s: %w", c.rec.Name, err)
+		}
+		defer ns.Close()
+		opts := client.AttachOptions{IP: ip, Ifname: c.freeIfname(), Container: c.rec.ID[:12]}
+		var l client.Lease
+		err = c.m.priv.call(c.m.ctx, func(cl *client.Client) (err error) {
+			l, err = cl.Attach(c.m.ctx, ns, name, opts)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		c.rec.Bridge.Leases = append(c.rec.Bridge.Leases, bridgeLease{
+			ID: l.ID, Network: name, Address: l.Address.String(), Gateway: l.Gateway.String(), Ifname: l.Ifname, MAC: l.MAC,
+		})
+		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(c.hostsEntry()))
+	}
+	c.rec.Network.Mode.Networks = append(append([]string(nil), mode.Networks...), name)
+	c.publishNetworkLocked()
+	return nil
+}
+
+// disconnectNetwork takes a bridge network from a container.
+func (c *ctr) disconnectNetwork(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mode := c.rec.Network.Mode
+	idx := -1
+	for i, n := range mode.Networks {
+		if n == name {
+			idx = i
+		}
+	}
+	if mode.Kind != network.Bridge || idx < 0 {
+		return pdbus.Errorf(pdbus.ErrNoSuchNetwork, "container %s is not connected to network %s", c.rec.Name, name)
+	}
+	if idx == 0 && len(c.rec.Network.Ports) > 0 {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s publishes ports on %s, its primary network: remove the container to drop them", c.rec.Name, name)
+	}
+	if len(mode.Networks) == 1 {
+		return pdbus.Errorf(pdbus.ErrInvalidArgument, "%s is the only network of container %s: a container keeps at least one", name, c.rec.Name)
+	}
+	for i, l := range c.rec.Bridge.Leases {
+		if l.Network != name {
+			continue
+		}
+		err := c.m.priv.call(c.m.ctx, func(cl *client.Client) error { return cl.Detach(c.m.ctx, l.ID) })
+		var pe *pdbus.Error
+		if err != nil && !(errors.As(err, &pe) && pe.Code == pdbus.ErrNoSuchNetwork) {
+			return err
+		}
+		c.rec.Bridge.Leases = append(c.rec.Bridge.Leases[:i:i], c.rec.Bridge.Leases[i+1:]...)
+		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(c.hostsEntry()))
+		break
+	}
+	nets := append([]string(nil), mode.Networks[:idx]...)
+	c.rec.Network.Mode.Networks = append(nets, mode.Networks[idx+1:]...)
+	c.publishNetworkLocked()
+	return nil
+}
+
+// freeIfname is the first ethN the running container does not use.
+func (c *ctr) freeIfname() string {
+	used := map[string]bool{}
+	for _, l := range c.rec.Bridge.Leases {
+		used[l.Ifname] = true
+	}
+	for i := 0; ; i++ {
+		if n := fmt.Sprintf("eth%d", i); !used[n] {
+			return n
+		}
+	}
+}
+
+// publishNetworkLocked saves the record and shows the new networks.
+func (c *ctr) publishNetworkLocked() {
+	if err := c.rec.save(c.dir); err != nil {
+		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
+	}
+	if c.obj != nil {
+		c.obj.Props.SetMust(pdbus.ContainerIface, "NetworkMode", c.rec.Network.Mode.String())
 	}
 }

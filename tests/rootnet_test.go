@@ -278,6 +278,21 @@ func TestRootNetworking(t *testing.T) {
 		t.Errorf("pelagos port pub: %q", out)
 	}
 
+	// A running container joins a second network and leaves it.
+	s.mustPelagos(t, "network", "create", "--subnet", "10.89.78.0/24", "othernet")
+	s.mustPelagos(t, "network", "connect", "--ip", "10.89.78.9", "othernet", "web2")
+	if out := s.mustPelagos(t, "exec", "web2", "ip", "-o", "-4", "addr"); !strings.Contains(out, "eth1") || !strings.Contains(out, "10.89.78.9/24") {
+		t.Errorf("web2 after network connect:\n%s", out)
+	}
+	if r := s.pelagos(t, "network", "connect", "othernet", "web2"); r.Code != 125 || !strings.Contains(r.Stderr, "already connected") {
+		t.Errorf("a second connect: %s", r)
+	}
+	s.mustPelagos(t, "network", "disconnect", "othernet", "web2")
+	if out := s.mustPelagos(t, "exec", "web2", "ip", "-o", "-4", "addr"); strings.Contains(out, "eth1") {
+		t.Errorf("web2 after network disconnect:\n%s", out)
+	}
+	s.mustPelagos(t, "network", "rm", "othernet")
+
 	// Outside the group: refused, the action named, nothing created.
 	exec.Command("gpasswd", "-d", "pelagos-net", "pelagos").Run()
 	before := s.mustPelagos(t, "ps", "-aq")
