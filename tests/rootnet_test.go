@@ -60,6 +60,18 @@ func startSystemBus(t *testing.T) *systemBus {
 	}
 	b := &systemBus{}
 	t.Cleanup(b.stop)
+	// One root-networking test run at a time on a machine (tests/privhelper
+	// takes the same lock): they share the polkit files and the helper's
+	// nftables table.
+	os.MkdirAll("/usr/share/polkit-1/actions", 0o755)
+	lock, err := os.Open("/usr/share/polkit-1/actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	b.undo = append(b.undo, func() { lock.Close() })
 	dir := filepath.Join(S.work, "sysbus")
 	services := filepath.Join(dir, "services")
 	if err := os.MkdirAll(services, 0o755); err != nil {
