@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -49,8 +50,23 @@ func parseChanges(changes []string) (pdbus.ImportOptions, error) {
 				return o, fmt.Errorf("--change %q: USER needs a user", ch)
 			}
 			o.User = arg
+		case "EXPOSE":
+			for _, p := range strings.Fields(arg) {
+				port, proto, _ := strings.Cut(p, "/")
+				n, err := strconv.ParseUint(port, 10, 16)
+				if err != nil || n == 0 || (proto != "" && proto != "tcp" && proto != "udp") {
+					return o, fmt.Errorf("--change %q: EXPOSE takes PORT[/tcp|udp] values", ch)
+				}
+				if proto == "" {
+					proto = "tcp"
+				}
+				o.ExposedPorts = append(o.ExposedPorts, fmt.Sprintf("%d/%s", n, proto))
+			}
+			if len(o.ExposedPorts) == 0 {
+				return o, fmt.Errorf("--change %q: EXPOSE needs a port", ch)
+			}
 		default:
-			return o, fmt.Errorf("--change %q: unsupported instruction %q: use CMD, ENTRYPOINT, ENV, WORKDIR or USER", ch, instr)
+			return o, fmt.Errorf("--change %q: unsupported instruction %q: use CMD, ENTRYPOINT, ENV, WORKDIR, USER or EXPOSE", ch, instr)
 		}
 	}
 	return o, nil

@@ -91,6 +91,7 @@ type ContainerConfig struct {
 	// "builtin"; DefaultSubnet is the default bridge's subnet when it is
 	// made (--default-subnet).
 	Networks      []string
+	PublishAll    bool
 	NAT           bool
 	Links         []string
 	DNSBackend    string
@@ -105,6 +106,8 @@ type ImportOptions struct {
 	WorkingDir string
 	User       string
 	Message    string
+	// ExposedPorts are PORT/PROTO entries (EXPOSE).
+	ExposedPorts []string
 }
 
 // Options encodes the config for the bus, leaving out unset fields.
@@ -181,6 +184,9 @@ func (c ContainerConfig) Options() map[string]godbus.Variant {
 	if c.NAT {
 		m["NAT"] = godbus.MakeVariant(true)
 	}
+	if c.PublishAll {
+		m["PublishAll"] = godbus.MakeVariant(true)
+	}
 	putStrings(m, "Links", c.Links)
 	putString(m, "DNSBackend", c.DNSBackend)
 	putString(m, "DefaultSubnet", c.DefaultSubnet)
@@ -196,6 +202,7 @@ func (o ImportOptions) Options() map[string]godbus.Variant {
 	putString(m, "WorkingDir", o.WorkingDir)
 	putString(m, "User", o.User)
 	putString(m, "Message", o.Message)
+	putStrings(m, "ExposedPorts", o.ExposedPorts)
 	return m
 }
 
@@ -336,6 +343,7 @@ func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) 
 	d.str("SELinuxLabel", &c.SELinuxLabel)
 	d.strs("Networks", &c.Networks)
 	d.boolean("NAT", &c.NAT)
+	d.boolean("PublishAll", &c.PublishAll)
 	d.strs("Links", &c.Links)
 	d.str("DNSBackend", &c.DNSBackend)
 	d.str("DefaultSubnet", &c.DefaultSubnet)
@@ -376,6 +384,7 @@ func ParseNetworkOptions(m map[string]godbus.Variant) (NetworkOptions, error) {
 func ParseImportOptions(m map[string]godbus.Variant) (ImportOptions, error) {
 	var o ImportOptions
 	d := newDecoder(m)
+	d.strs("ExposedPorts", &o.ExposedPorts)
 	d.strs("Cmd", &o.Cmd)
 	d.strs("Entrypoint", &o.Entrypoint)
 	d.strs("Env", &o.Env)

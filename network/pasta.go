@@ -59,6 +59,21 @@ func CheckUDPRemap(ports []PortMapping, version string) error {
 	return nil
 }
 
+// KeepUDPPorts gives a UDP port without a host port the container port's
+// number, where a user may publish it, when this pasta (version) cannot
+// forward UDP to another port.
+func KeepUDPPorts(ports []PortMapping, version string) {
+	if version >= "2023_12" {
+		return
+	}
+	min := UnprivilegedPortStart()
+	for i := range ports {
+		if p := &ports[i]; p.Proto == "udp" && p.HostPort == 0 && int(p.CtrPort) >= min {
+			p.HostPort = p.CtrPort
+		}
+	}
+}
+
 func orUnknown(v string) string {
 	if v == "" {
 		return "of unknown version, older than 2023-12"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -177,9 +178,21 @@ func (a *managerAPI) importImage(path, name string, options map[string]godbus.Va
 	if err != nil {
 		return "", "", asDBusErr(err)
 	}
+	var exposed map[string]struct{}
+	for _, p := range o.ExposedPorts {
+		port, proto, _ := strings.Cut(p, "/")
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 || (proto != "tcp" && proto != "udp") {
+			return "", "", asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "ExposedPorts %q: use PORT/tcp or PORT/udp", p))
+		}
+		if exposed == nil {
+			exposed = map[string]struct{}{}
+		}
+		exposed[p] = struct{}{}
+	}
 	l, err := a.m.store.Import(a.m.ctx, path, name, images.ImportOptions{
 		Config: imgspecv1.ImageConfig{
 			Cmd: o.Cmd, Entrypoint: o.Entrypoint, Env: o.Env, WorkingDir: o.WorkingDir, User: o.User,
+			ExposedPorts: exposed,
 		},
 		Message: o.Message,
 	})

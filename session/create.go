@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,6 +61,14 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	restart, err := parseRestart(cfg.Restart)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PublishAll {
+		// -P: every port the image EXPOSEs, each on a free host port.
+		exposed, err := m.exposedPorts(ctx, cfg.Image)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Publish = append(append([]string(nil), cfg.Publish...), exposed...)
 	}
 	netcfg, err := m.parseNetwork(cfg)
 	if err != nil {
@@ -214,6 +223,28 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		return nil, err
 	}
 	return c, nil
+}
+
+// exposedPorts lists the image's EXPOSE entries as -p specs (CTRPORT/PROTO).
+func (m *Manager) exposedPorts(ctx context.Context, image string) ([]string, error) {
+	img, err := m.store.Resolve(image)
+	if err != nil {
+		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: pull or load it first", image)
+	}
+	icfg, _, err := m.store.RunConfig(ctx, img.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for p := range icfg.Config.ExposedPorts {
+		port, proto, _ := strings.Cut(p, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, port+"/"+proto)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // checkUser resolves a user name in the container's root filesystem.

@@ -144,11 +144,16 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 			m.pastaWarnOnce.Do(func() { m.log.Warn("no pasta networking", "why", why) })
 		}
 	}
+	if nc.Mode.Kind == network.Pasta && len(nc.Ports) > 0 {
+		m.pastaVersionOnce.Do(func() { m.pastaVersion = network.PastaVersion() })
+		// A pasta that cannot move UDP to another port gets, for a UDP
+		// port with no host port given (-p 53/udp, -P), the same number.
+		network.KeepUDPPorts(nc.Ports, m.pastaVersion)
+	}
 	if err := network.PrepareHostPorts(nc.Ports); err != nil {
 		return netConfig{}, invalid(err)
 	}
 	if nc.Mode.Kind == network.Pasta && len(nc.Ports) > 0 {
-		m.pastaVersionOnce.Do(func() { m.pastaVersion = network.PastaVersion() })
 		if err := network.CheckUDPRemap(nc.Ports, m.pastaVersion); err != nil {
 			return netConfig{}, invalid(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -465,5 +466,42 @@ func TestPastaUnavailableFallsBack(t *testing.T) {
 	}
 	if res := s.pelagos(t, "run", "--rm", "-p", "8080:80", "localhost/busybox", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "/dev/net/tun") {
 		t.Fatalf("publishing without a usable tun device: %s", res)
+	}
+}
+
+// TestPublishAll: -P publishes every port the image EXPOSEs (set here by
+// import --change) on a free host port, and the host reaches it; a UDP
+// port keeps its number on a pasta that cannot move UDP.
+func TestPublishAll(t *testing.T) {
+	needPasta(t)
+	s := S.main
+	f := images(t)
+	s.mustPelagos(t, "import", "--change", "EXPOSE 80 8081/udp", f.rootfsTar, "localhost/exposer")
+	defer s.pelagos(t, "rmi", "-f", "localhost/exposer")
+	if r := s.pelagos(t, "import", "--change", "EXPOSE 80/sctp", f.rootfsTar, "localhost/bad"); r.Code == 0 || !strings.Contains(r.Stderr, "EXPOSE takes PORT") {
+		t.Errorf("EXPOSE 80/sctp: %s", r)
+	}
+	s.mustPelagos(t, "run", "-d", "--name", "pall", "-P", "localhost/exposer", "sh", "-c",
+		"mkdir -p /www && echo from-P > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer s.pelagos(t, "rm", "-f", "pall")
+	out := s.mustPelagos(t, "port", "pall")
+	m := regexp.MustCompile(`(?m)^80/tcp -> 0\.0\.0\.0:(\d+)$`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "8081/udp -> 0.0.0.0:") {
+		t.Fatalf("port after -P:\n%s", out)
+	}
+	if pastaIsOld() && !strings.Contains(out, "8081/udp -> 0.0.0.0:8081") {
+		t.Errorf("an old pasta's UDP port should keep its number:\n%s", out)
+	}
+	var body string
+	for i := 0; i < 30 && !strings.Contains(body, "from-P"); i++ {
+		if resp, err := http.Get("http://127.0.0.1:" + m[1] + "/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "from-P") {
+		t.Errorf("the port -P published did not answer: %q", body)
 	}
 }
