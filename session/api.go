@@ -452,11 +452,20 @@ func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, optio
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return 0, asDBusErr(err)
 	}
-	if _, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil); derr != nil {
+	stdio, release, drained, err := a.c.teeStdio(container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]})
+	if err != nil {
+		return 0, asDBusErr(err)
+	}
+	_, derr := a.c.m.startOrCleanup(a.c, stdio, nil)
+	release()
+	closeAll(files) // the container has its own copies now (a second Close is harmless)
+	if derr != nil {
 		return 0, derr
 	}
-	closeAll(files) // the container has its own copies now (a second Close is harmless)
 	code, err := a.c.wait(context.Background())
+	// The last output may still be on its way to the client: let it
+	// arrive before the client hears that the container has exited.
+	drained(2 * time.Second)
 	return int32(code), asDBusErr(err)
 }
 

@@ -38,6 +38,8 @@ type Manager struct {
 	// logSink hands container output to the outer process, which
 	// writes the logs (nil without one: this service copies them).
 	logSink *os.File
+	// logDone follows the foreground copies the outer process makes.
+	logDone logDoneWaits
 	// pastaVersion is asked of pasta once, when first needed.
 	pastaVersionOnce sync.Once
 	pastaWarnOnce    sync.Once
@@ -64,6 +66,9 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 		ctx: ctx, log: log, paths: paths, ns: ns, store: store, server: server,
 		containers: map[string]*ctr{}, imageObjs: map[string]*pdbus.Object{}, networkObjs: map[string]*pdbus.Object{}, lastCall: time.Now(),
 		logSink: rootless.LogSink(),
+	}
+	if m.logSink != nil {
+		go m.logDone.serve(m.logSink)
 	}
 	if err := os.MkdirAll(paths.Containers(), 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", paths.Containers(), err)

@@ -520,3 +520,27 @@ func TestAmbiguousIDPrefix(t *testing.T) {
 	}
 	t.Fatal("no two ids share a first digit (impossible)")
 }
+
+// TestForegroundRunIsLogged: a run attached to the terminal keeps its
+// streams apart and complete for the caller, and `pelagos logs` shows it
+// afterwards, as with podman.
+func TestForegroundRunIsLogged(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	r := s.pelagos(t, "run", "--name", "fglog", "--network", "none", "localhost/busybox", "sh", "-c", "echo out1; echo err1 >&2; printf 'no newline'; echo; echo out2; exit 4")
+	defer s.pelagos(t, "rm", "-f", "fglog")
+	if r.Code != 4 || r.Stdout != "out1\nno newline\nout2\n" || !strings.Contains(r.Stderr, "err1\n") {
+		t.Fatalf("foreground run: %s", r)
+	}
+	l := s.pelagos(t, "logs", "fglog")
+	if l.Code != 0 || l.Stdout != "out1\nno newline\nout2\n" || l.Stderr != "err1\n" {
+		t.Errorf("logs of a foreground run: %s", l)
+	}
+	// A burst of output right before exit reaches the caller whole
+	// before the run returns.
+	r = s.pelagos(t, "run", "--rm", "--network", "none", "localhost/busybox", "seq", "1", "20000")
+	if lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n"); r.Code != 0 || len(lines) != 20000 || lines[19999] != "20000" {
+		t.Errorf("seq 1 20000: exit %d, %d lines", r.Code, len(lines))
+	}
+}
