@@ -82,7 +82,7 @@ func Exec(ctx context.Context, pid int, spec *Spec, stdio Stdio, console *os.Fil
 	}
 	defer statusR.Close()
 	defer statusW.Close()
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(initBinary(spec))
 	cmd.Args = []string{execProcessArgv0}
 	cmd.Env = []string{"_PELAGOS_NSENTER=" + strconv.Itoa(pid)}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr

@@ -82,7 +82,7 @@ func Start(ctx context.Context, spec *Spec, stdio Stdio, hooks Hooks) (*Process,
 	defer goR.Close()
 	defer goW.Close()
 
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(initBinary(spec))
 	cmd.Args = []string{initProcessArgv0}
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr

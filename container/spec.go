@@ -80,6 +80,9 @@ type Spec struct {
 	// service for compiled modules.
 	Wasm      string `json:"wasm,omitempty"`
 	WasmCache string `json:"wasmCache,omitempty"`
+	// InitBinary is the program the child runs (InitBinary()); empty
+	// means this one. Only the parent uses it.
+	InitBinary string `json:"-"`
 	// UIDMappings and GIDMappings, when set, give the container a user
 	// namespace of its own, nested in the service's, with these maps
 	// (host ids are the service's ids). Only the parent uses them.

@@ -45,7 +45,7 @@ ensure_machine_id() {
 build_programs() {
 	local out=$1 p
 	mkdir -p "$out"
-	for p in pelagos pelagosd pelagos-privhelper; do
+	for p in pelagos pelagosd pelagos-init pelagos-privhelper; do
 		(cd "$PELAGOS_ROOT" && go build -trimpath -o "$out/$p" "./cmd/$p") || die "build $p failed"
 	done
 	chmod 755 "$out" "$out"/*

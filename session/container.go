@@ -277,6 +277,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		Devices:  c.rec.Process.Devices,
 		Init:     c.rec.Process.Init,
 
+		InitBinary:  c.m.initBinary,
 		UIDMappings: c.rec.UserNS.UIDMap,
 		GIDMappings: c.rec.UserNS.GIDMap,
 	}

@@ -38,6 +38,8 @@ func (c *ctr) exec(ctx context.Context, args []string, o execOptions, stdio cont
 		User:     c.rec.User,
 		Rlimits:  c.rec.Process.Rlimits,
 		GroupAdd: c.rec.Process.GroupAdd,
+
+		InitBinary: c.m.initBinary,
 	}
 	if o.WorkingDir != "" {
 		spec.Cwd = o.WorkingDir

@@ -15,6 +15,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
 
+	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 	"github.com/pelagos-containers/pelagos/images"
 	"github.com/pelagos-containers/pelagos/rootless"
@@ -40,6 +41,8 @@ type Manager struct {
 	logSink *os.File
 	// logDone follows the foreground copies the outer process makes.
 	logDone logDoneWaits
+	// initBinary is what containers' init and exec processes run.
+	initBinary string
 	// pastaVersion is asked of pasta once, when first needed.
 	pastaVersionOnce sync.Once
 	pastaWarnOnce    sync.Once
@@ -70,6 +73,7 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 	if m.logSink != nil {
 		go m.logDone.serve(m.logSink)
 	}
+	m.initBinary = container.InitBinary()
 	if err := os.MkdirAll(paths.Containers(), 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", paths.Containers(), err)
 	}
