@@ -119,7 +119,7 @@ bench_begin() {
 	cd "$WORK" || exit
 }
 
-# build_pelagos DIR builds pelagos, pelagosd and pelagos-privhelper from
+# build_pelagos DIR builds pelagos, pelagosd, pelagos-init and pelagos-privhelper from
 # $PELAGOS_SRC into DIR.
 build_pelagos() {
 	[ -f "$PELAGOS_SRC/go.mod" ] || die "BENCH_SRC=$PELAGOS_SRC is not a pelagos source tree"
