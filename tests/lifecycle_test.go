@@ -480,13 +480,14 @@ func TestAttachStreamsAndSize(t *testing.T) {
 	s.mustPelagos(t, "run", "-d", "--name", "sized", "--network", "none", "localhost/busybox", "sh", "-c", "head -c 3000000 /dev/zero > /big; sleep 60")
 	defer s.pelagos(t, "rm", "-f", "sized")
 	var out string
+	want := regexp.MustCompile(`^3(\.0\d*)? MB \(virtual \d`)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		out = s.mustPelagos(t, "ps", "-s", "--filter", "name=sized", "--format", "{{.Size}}")
-		if strings.HasPrefix(out, "3") {
+		// The file may still be being written: wait for all of it.
+		if out = s.mustPelagos(t, "ps", "-s", "--filter", "name=sized", "--format", "{{.Size}}"); want.MatchString(out) {
 			break
 		}
 	}
-	if !regexp.MustCompile(`^3(\.0\d*)? MB \(virtual \d`).MatchString(out) {
+	if !want.MatchString(out) {
 		t.Fatalf("ps -s: %q", out)
 	}
 }
