@@ -12,9 +12,10 @@ import (
 	"github.com/pelagos-containers/pelagos/privhelper/api"
 )
 
-// service is the exported io.pelagos.PrivHelper1 object. Each method finds
-// the caller's uid from the bus, asks polkit, checks its arguments and hands
-// over to the Manager; it never trusts an identity the caller states.
+// service is the exported io.pelagos.PrivHelper1 object. Every method goes
+// through call, which finds the caller's uid from the bus and asks polkit
+// before the arguments are even looked at; it never trusts an identity the
+// caller states.
 type service struct {
 	ctx  context.Context
 	conn *dbus.Conn
@@ -23,19 +24,6 @@ type service struct {
 	mu       sync.Mutex
 	inflight int
 	last     time.Time // end of the latest call, for the idle timer
-}
-
-func (s *service) begin() {
-	s.mu.Lock()
-	s.inflight++
-	s.mu.Unlock()
-}
-
-func (s *service) end() {
-	s.mu.Lock()
-	s.inflight--
-	s.last = time.Now()
-	s.mu.Unlock()
 }
 
 // idleFor reports how long no call has been running.
@@ -48,64 +36,76 @@ func (s *service) idleFor() time.Duration {
 	return time.Since(s.last)
 }
 
-// caller checks the message's signature, authorises its sender for
-// actions and returns the sender's uid. The signature is checked here
-// because godbus converts between integer types when it decodes arguments,
-// so an (i) would otherwise pass for a (q).
-func (s *service) caller(sender dbus.Sender, msg dbus.Message, sig string, actions ...string) (uint32, error) {
+// call runs f for the sender of msg once the message's signature is exactly
+// sig and polkit authorises the sender for api.ActionNetwork. The signature
+// is checked here because godbus converts between integer types when it
+// decodes arguments, so an (i) would otherwise pass for a (q).
+func (s *service) call(sender dbus.Sender, msg dbus.Message, sig string, f func(uid uint32) error) *dbus.Error {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight--
+		s.last = time.Now()
+		s.mu.Unlock()
+	}()
 	got, _ := msg.Headers[dbus.FieldSignature].Value().(dbus.Signature)
 	if got.String() != sig {
-		return 0, invalidf("wrong argument types (%.40s), want (%s)", got.String(), sig)
+		return toDBus(invalidf("wrong argument types (%.40s), want (%s)", got.String(), sig))
 	}
 	uid, err := callerUID(s.ctx, s.conn, string(sender))
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = s.authorize(sender, msg, api.ActionNetwork)
 	}
+	if err == nil {
+		err = f(uid)
+	}
+	return toDBus(err)
+}
+
+// authorize asks polkit about sender and action, allowing interaction only
+// if the caller allowed it on its message.
+func (s *service) authorize(sender dbus.Sender, msg dbus.Message, action string) error {
 	interactive := msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
-	for _, a := range actions {
-		if err := authorize(s.ctx, s.conn, string(sender), a, interactive); err != nil {
-			return 0, err
+	return authorize(s.ctx, s.conn, string(sender), action, interactive)
+}
+
+// firstErr returns the first non-nil error of errs. The validators it is
+// used with have no side effects, so running them all does no harm.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
-	return uid, nil
+	return nil
 }
 
 // CreateNetwork creates a network owned by the caller.
 func (s *service) CreateNetwork(sender dbus.Sender, msg dbus.Message, name string, options map[string]dbus.Variant) (subnet, gateway, bridge string, derr *dbus.Error) {
-	s.begin()
-	defer s.end()
-	n, err := func() (Network, error) {
-		uid, err := s.caller(sender, msg, "sa{sv}", api.ActionNetwork)
-		if err != nil {
-			return Network{}, err
-		}
-		if err := ValidateName(name); err != nil {
-			return Network{}, err
-		}
+	derr = s.call(sender, msg, "sa{sv}", func(uid uint32) error {
 		o, err := ParseNetworkOptions(options)
-		if err != nil {
-			return Network{}, err
+		if err = firstErr(ValidateName(name), err); err != nil {
+			return err
 		}
-		return s.m.CreateNetwork(uid, name, o)
-	}()
-	if err != nil {
-		return "", "", "", toDBus(err)
-	}
-	return n.Subnet.String(), n.Gateway.String(), n.Bridge, nil
+		n, err := s.m.CreateNetwork(uid, name, o)
+		if err == nil {
+			subnet, gateway, bridge = n.Subnet.String(), n.Gateway.String(), n.Bridge
+		}
+		return err
+	})
+	return
 }
 
 // RemoveNetwork removes one of the caller's networks.
 func (s *service) RemoveNetwork(sender dbus.Sender, msg dbus.Message, name string) *dbus.Error {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
-	if err == nil {
-		err = ValidateName(name)
-	}
-	if err == nil {
-		err = s.m.RemoveNetwork(uid, name)
-	}
-	return toDBus(err)
+	return s.call(sender, msg, "s", func(uid uint32) error {
+		if err := ValidateName(name); err != nil {
+			return err
+		}
+		return s.m.RemoveNetwork(uid, name)
+	})
 }
 
 // NetworkInfo is ListNetworks' (ssssb).
@@ -115,58 +115,44 @@ type NetworkInfo struct {
 }
 
 // ListNetworks lists the caller's networks.
-func (s *service) ListNetworks(sender dbus.Sender, msg dbus.Message) ([]NetworkInfo, *dbus.Error) {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
-	if err != nil {
-		return nil, toDBus(err)
-	}
-	out := []NetworkInfo{}
-	for _, n := range s.m.Networks(uid) {
-		out = append(out, NetworkInfo{n.Name, n.Subnet.String(), n.Gateway.String(), n.Bridge, n.Internal})
-	}
-	return out, nil
+func (s *service) ListNetworks(sender dbus.Sender, msg dbus.Message) (out []NetworkInfo, derr *dbus.Error) {
+	derr = s.call(sender, msg, "", func(uid uint32) error {
+		out = []NetworkInfo{}
+		for _, n := range s.m.Networks(uid) {
+			out = append(out, NetworkInfo{n.Name, n.Subnet.String(), n.Gateway.String(), n.Bridge, n.Internal})
+		}
+		return nil
+	})
+	return
 }
 
-// Attach wires the namespace fd into one of the caller's networks.
+// Attach wires the namespace fd into one of the caller's networks. The fd
+// is closed on every path, refusals included.
 func (s *service) Attach(sender dbus.Sender, msg dbus.Message, netns dbus.UnixFD, network string, options map[string]dbus.Variant) (lease, address, gateway, ifname, mac string, derr *dbus.Error) {
 	defer unix.Close(int(netns))
-	s.begin()
-	defer s.end()
-	l, n, err := func() (Lease, Network, error) {
-		uid, err := s.caller(sender, msg, "hsa{sv}", api.ActionNetwork)
-		if err != nil {
-			return Lease{}, Network{}, err
-		}
-		if err := ValidateName(network); err != nil {
-			return Lease{}, Network{}, err
-		}
+	derr = s.call(sender, msg, "hsa{sv}", func(uid uint32) error {
 		o, err := ParseAttachOptions(options)
-		if err != nil {
-			return Lease{}, Network{}, err
+		if err = firstErr(ValidateName(network), err); err != nil {
+			return err
 		}
-		return s.m.Attach(s.ctx, uid, int(netns), network, o)
-	}()
-	if err != nil {
-		return "", "", "", "", "", toDBus(err)
-	}
-	cidr := netip.PrefixFrom(l.Addr, n.Subnet.Bits()).String()
-	return l.ID, cidr, n.Gateway.String(), l.Ifname, l.MAC, nil
+		l, n, err := s.m.Attach(s.ctx, uid, int(netns), network, o)
+		if err == nil {
+			lease, gateway, ifname, mac = l.ID, n.Gateway.String(), l.Ifname, l.MAC
+			address = netip.PrefixFrom(l.Addr, n.Subnet.Bits()).String()
+		}
+		return err
+	})
+	return
 }
 
 // Detach removes one of the caller's leases.
 func (s *service) Detach(sender dbus.Sender, msg dbus.Message, lease string) *dbus.Error {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
-	if err == nil {
-		err = ValidateID(lease)
-	}
-	if err == nil {
-		err = s.m.Detach(uid, lease)
-	}
-	return toDBus(err)
+	return s.call(sender, msg, "s", func(uid uint32) error {
+		if err := ValidateID(lease); err != nil {
+			return err
+		}
+		return s.m.Detach(uid, lease)
+	})
 }
 
 // LeaseInfo is ListLeases' (sssss).
@@ -175,67 +161,45 @@ type LeaseInfo struct {
 }
 
 // ListLeases lists the caller's leases.
-func (s *service) ListLeases(sender dbus.Sender, msg dbus.Message) ([]LeaseInfo, *dbus.Error) {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
-	if err != nil {
-		return nil, toDBus(err)
-	}
-	out := []LeaseInfo{}
-	for _, l := range s.m.Leases(uid) {
-		out = append(out, LeaseInfo{l.ID, l.Network, l.Addr.String(), l.Container, l.Ifname})
-	}
-	return out, nil
+func (s *service) ListLeases(sender dbus.Sender, msg dbus.Message) (out []LeaseInfo, derr *dbus.Error) {
+	derr = s.call(sender, msg, "", func(uid uint32) error {
+		out = []LeaseInfo{}
+		for _, l := range s.m.Leases(uid) {
+			out = append(out, LeaseInfo{l.ID, l.Network, l.Addr.String(), l.Container, l.Ifname})
+		}
+		return nil
+	})
+	return
 }
 
 // AddForward publishes a host port to one of the caller's leases. Ports
 // below 1024 need the stricter action as well.
-func (s *service) AddForward(sender dbus.Sender, msg dbus.Message, lease, proto, hostIP string, hostPort, containerPort uint16) (string, *dbus.Error) {
-	s.begin()
-	defer s.end()
-	id, err := func() (string, error) {
-		actions := []string{api.ActionNetwork}
+func (s *service) AddForward(sender dbus.Sender, msg dbus.Message, lease, proto, hostIP string, hostPort, containerPort uint16) (id string, derr *dbus.Error) {
+	derr = s.call(sender, msg, "sssqq", func(uid uint32) error {
 		if hostPort < 1024 {
-			actions = append(actions, api.ActionPrivilegedPort)
-		}
-		uid, err := s.caller(sender, msg, "sssqq", actions...)
-		if err != nil {
-			return "", err
-		}
-		if err := ValidateID(lease); err != nil {
-			return "", err
-		}
-		if err := ValidateProto(proto); err != nil {
-			return "", err
+			if err := s.authorize(sender, msg, api.ActionPrivilegedPort); err != nil {
+				return err
+			}
 		}
 		ip, err := ParseHostIP(hostIP)
-		if err != nil {
-			return "", err
+		err = firstErr(ValidateID(lease), ValidateProto(proto), err,
+			ValidatePort("host port", hostPort), ValidatePort("container port", containerPort))
+		if err == nil {
+			id, err = s.m.AddForward(s.ctx, uid, lease, proto, ip, hostPort, containerPort)
 		}
-		if err := ValidatePort("host port", hostPort); err != nil {
-			return "", err
-		}
-		if err := ValidatePort("container port", containerPort); err != nil {
-			return "", err
-		}
-		return s.m.AddForward(s.ctx, uid, lease, proto, ip, hostPort, containerPort)
-	}()
-	return id, toDBus(err)
+		return err
+	})
+	return
 }
 
 // RemoveForward removes one of the caller's forwards.
 func (s *service) RemoveForward(sender dbus.Sender, msg dbus.Message, forward string) *dbus.Error {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "s", api.ActionNetwork)
-	if err == nil {
-		err = ValidateID(forward)
-	}
-	if err == nil {
-		err = s.m.RemoveForward(uid, forward)
-	}
-	return toDBus(err)
+	return s.call(sender, msg, "s", func(uid uint32) error {
+		if err := ValidateID(forward); err != nil {
+			return err
+		}
+		return s.m.RemoveForward(uid, forward)
+	})
 }
 
 // ForwardInfo is ListForwards' (ssssqq).
@@ -245,18 +209,15 @@ type ForwardInfo struct {
 }
 
 // ListForwards lists the caller's forwards.
-func (s *service) ListForwards(sender dbus.Sender, msg dbus.Message) ([]ForwardInfo, *dbus.Error) {
-	s.begin()
-	defer s.end()
-	uid, err := s.caller(sender, msg, "", api.ActionNetwork)
-	if err != nil {
-		return nil, toDBus(err)
-	}
-	out := []ForwardInfo{}
-	for _, f := range s.m.Forwards(uid) {
-		out = append(out, ForwardInfo{f.ID, f.Lease, f.Proto, f.HostIP.String(), f.HostPort, f.ContainerPort})
-	}
-	return out, nil
+func (s *service) ListForwards(sender dbus.Sender, msg dbus.Message) (out []ForwardInfo, derr *dbus.Error) {
+	derr = s.call(sender, msg, "", func(uid uint32) error {
+		out = []ForwardInfo{}
+		for _, f := range s.m.Forwards(uid) {
+			out = append(out, ForwardInfo{f.ID, f.Lease, f.Proto, f.HostIP.String(), f.HostPort, f.ContainerPort})
+		}
+		return nil
+	})
+	return
 }
 
 // closeStrayFDs closes the file descriptors that arrive with any message
