@@ -22,24 +22,16 @@ import (
 // (see docs/privhelper.md); no other interface's setting changes.
 func ensureBridge(n *Network) error {
 	link, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if !errors.As(err, &nf) {
-			return fmt.Errorf("look up bridge %s: %w", n.Bridge, err)
-		}
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}
-		if err := netlink.LinkAdd(br); err != nil {
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}); err != nil {
 			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
-		if link, err = netlink.LinkByName(n.Bridge); err != nil {
-			return fmt.Errorf("look up bridge %s: %w", n.Bridge, err)
-		}
+		link, err = netlink.LinkByName(n.Bridge)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{
-		IP:   n.Gateway.AsSlice(),
-		Mask: net.CIDRMask(n.Subnet.Bits(), 32),
-	}}
-	if err := netlink.AddrReplace(link, addr); err != nil {
+	if err != nil {
+		return fmt.Errorf("look up bridge %s: %w", n.Bridge, err)
+	}
+	if err := netlink.AddrReplace(link, addrOf(n.Gateway, n.Subnet)); err != nil {
 		return fmt.Errorf("address bridge %s: %w", n.Bridge, err)
 	}
 	if err := writeSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
@@ -51,14 +43,18 @@ func ensureBridge(n *Network) error {
 	return nil
 }
 
+// addrOf is address a with subnet's prefix length, as netlink wants it.
+func addrOf(a netip.Addr, subnet netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}}
+}
+
 // deleteLink removes the host link name; a link already gone is not an error.
 func deleteLink(name string) error {
 	link, err := netlink.LinkByName(name)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil
+	}
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
 		return fmt.Errorf("look up %s: %w", name, err)
 	}
 	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -68,22 +64,18 @@ func deleteLink(name string) error {
 }
 
 // hostLinks returns the names of the host's links that the helper made.
-func hostLinks() (bridges, veths map[string]bool, err error) {
+func hostLinks() (map[string]bool, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list links: %w", err)
+		return nil, fmt.Errorf("list links: %w", err)
 	}
-	bridges, veths = map[string]bool{}, map[string]bool{}
+	ours := map[string]bool{}
 	for _, l := range links {
-		name := l.Attrs().Name
-		switch {
-		case strings.HasPrefix(name, bridgePrefix):
-			bridges[name] = true
-		case strings.HasPrefix(name, vethPrefix):
-			veths[name] = true
+		if name := l.Attrs().Name; strings.HasPrefix(name, bridgePrefix) || strings.HasPrefix(name, vethPrefix) {
+			ours[name] = true
 		}
 	}
-	return bridges, veths, nil
+	return ours, nil
 }
 
 // hostRoutes returns the destinations of the host's IPv4 routes other than
@@ -164,8 +156,7 @@ func configurePeer(nsFD int, n *Network, l *Lease) error {
 	if err != nil {
 		return fmt.Errorf("look up %s in namespace: %w", l.Ifname, err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: l.Addr.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
-	if err := h.AddrAdd(peer, addr); err != nil {
+	if err := h.AddrAdd(peer, addrOf(l.Addr, n.Subnet)); err != nil {
 		return fmt.Errorf("address %s in namespace: %w", l.Ifname, err)
 	}
 	if err := h.LinkSetUp(peer); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -70,39 +71,25 @@ func (m *Manager) Close() {
 func (m *Manager) Reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	bridges, veths, err := hostLinks()
+	links, err := hostLinks()
 	if err != nil {
 		return err
 	}
 	s := m.state
-	for _, l := range append([]*Lease(nil), s.Leases...) {
-		if l.Ready && veths[l.HostIf()] && s.network(l.UID, l.Network) != nil {
+	keep := map[string]bool{}
+	for _, l := range slices.Clone(s.Leases) {
+		n := s.network(l.UID, l.Network)
+		if !l.Ready || !links[l.HostIf()] || n == nil {
+			// Its veth, if any, goes below with the other leftovers.
+			m.log.Info("dropping lease", "lease", l.ID, "uid", l.UID, "reason", "link gone or setup interrupted")
+			s.removeLease(l.ID)
 			continue
 		}
-		m.log.Info("dropping lease", "lease", l.ID, "uid", l.UID, "reason", "link gone or setup interrupted")
-		if veths[l.HostIf()] {
-			if err := deleteLink(l.HostIf()); err != nil {
-				m.log.Warn("reconcile", "err", err)
-			}
-		}
-		s.removeLease(l.ID)
+		keep[l.HostIf()], keep[n.Bridge] = true, true
 	}
-	keep := map[string]bool{}
-	for _, l := range s.Leases {
-		keep[l.HostIf()] = true
-		keep[s.network(l.UID, l.Network).Bridge] = true
-	}
-	for name := range veths {
+	for name := range links {
 		if !keep[name] {
 			m.log.Info("deleting leftover link", "link", name)
-			if err := deleteLink(name); err != nil {
-				m.log.Warn("reconcile", "err", err)
-			}
-		}
-	}
-	for name := range bridges {
-		if !keep[name] {
-			m.log.Info("deleting unused bridge", "bridge", name)
 			if err := deleteLink(name); err != nil {
 				m.log.Warn("reconcile", "err", err)
 			}
@@ -115,14 +102,14 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	for _, f := range append([]*Forward(nil), s.Forwards...) {
+	for _, f := range slices.Clone(s.Forwards) {
 		if m.held[f.ID] != nil {
 			continue
 		}
 		c, err := reservePort(ctx, f.Proto, f.HostIP, f.HostPort)
 		if err != nil {
 			m.log.Warn("dropping forward whose host port cannot be reserved again", "forward", f.ID, "err", err)
-			s.Forwards = deleteFunc(s.Forwards, func(x *Forward) bool { return x.ID == f.ID })
+			m.removeForward(f)
 			continue
 		}
 		m.held[f.ID] = c
@@ -135,15 +122,15 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 // normally do this; the sweep covers notifications lost to a full socket
 // buffer.
 func (m *Manager) Sweep() {
-	_, veths, err := hostLinks()
+	links, err := hostLinks()
 	if err != nil {
 		m.log.Warn("sweep", "err", err)
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range append([]*Lease(nil), m.state.Leases...) {
-		if l.Ready && !veths[l.HostIf()] {
+	for _, l := range slices.Clone(m.state.Leases) {
+		if l.Ready && !links[l.HostIf()] {
 			m.dropLease(l, false)
 		}
 	}
@@ -236,7 +223,7 @@ func (m *Manager) RemoveNetwork(uid uint32, name string) error {
 	if err := deleteLink(n.Bridge); err != nil {
 		return err
 	}
-	s.Networks = deleteFunc(s.Networks, func(x *Network) bool { return x == n })
+	s.Networks = slices.DeleteFunc(s.Networks, func(x *Network) bool { return x == n })
 	return m.save()
 }
 
@@ -448,7 +435,7 @@ func (m *Manager) Forwards(uid uint32) []Forward {
 
 func (m *Manager) removeForward(f *Forward) {
 	m.release(f.ID)
-	m.state.Forwards = deleteFunc(m.state.Forwards, func(x *Forward) bool { return x == f })
+	m.state.Forwards = slices.DeleteFunc(m.state.Forwards, func(x *Forward) bool { return x == f })
 }
 
 func (m *Manager) release(id string) {
@@ -458,11 +445,12 @@ func (m *Manager) release(id string) {
 	}
 }
 
+const ipForward = "net/ipv4/ip_forward"
+
 // ensureIPForward turns on net.ipv4.ip_forward, remembering (persistently)
 // the value it found so the last lease's removal can put it back.
 func (m *Manager) ensureIPForward() error {
-	const key = "net/ipv4/ip_forward"
-	cur, err := readSysctl(key)
+	cur, err := readSysctl(ipForward)
 	if err != nil || cur == "1" {
 		return err
 	}
@@ -472,18 +460,17 @@ func (m *Manager) ensureIPForward() error {
 			return err
 		}
 	}
-	return writeSysctl(key, "1")
+	return writeSysctl(ipForward, "1")
 }
 
 // restoreIPForward puts ip_forward back once no lease needs it, unless
 // someone else changed it since.
 func (m *Manager) restoreIPForward() {
-	const key = "net/ipv4/ip_forward"
 	if len(m.state.Leases) > 0 || m.state.IPForwardWas == "" {
 		return
 	}
-	if cur, err := readSysctl(key); err == nil && cur == "1" {
-		if err := writeSysctl(key, m.state.IPForwardWas); err != nil {
+	if cur, err := readSysctl(ipForward); err == nil && cur == "1" {
+		if err := writeSysctl(ipForward, m.state.IPForwardWas); err != nil {
 			m.log.Warn("restore ip_forward", "err", err)
 			return
 		}

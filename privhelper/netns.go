@@ -2,7 +2,6 @@ package privhelper
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,18 +64,13 @@ func checkNetns(fd int, uid uint32, host map[uint64]bool) error {
 // 1's, when this process may look at pid 1 (a confined or containerised
 // root may not).
 func hostNetnsInos() (map[uint64]bool, error) {
-	inos := map[uint64]bool{}
-	for _, p := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			if p == "/proc/self/ns/net" {
-				return nil, fmt.Errorf("host network namespace: %w", err)
-			}
-			continue
-		}
-		if st, ok := fi.Sys().(*unix.Stat_t); ok {
-			inos[st.Ino] = true
-		}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return nil, fmt.Errorf("host network namespace: %w", err)
+	}
+	inos := map[uint64]bool{st.Ino: true}
+	if unix.Stat("/proc/1/ns/net", &st) == nil {
+		inos[st.Ino] = true
 	}
 	return inos, nil
 }

@@ -78,18 +78,10 @@ func buildRuleset(s *State) *ruleset {
 			dstIn(netip.MustParsePrefix("127.0.0.0/8")), verdict(expr.VerdictDrop)))
 	}
 	for _, f := range s.Forwards {
-		var l *Lease
-		for _, x := range s.Leases {
-			if x.ID == f.Lease {
-				l = x
-			}
+		if l := s.lease(f.UID, f.Lease); l != nil {
+			r.prerouting = append(r.prerouting, dnat(f, l.Addr))
+			r.output = append(r.output, dnat(f, l.Addr))
 		}
-		if l == nil {
-			continue
-		}
-		d := dnat(f, l.Addr)
-		r.prerouting = append(r.prerouting, d)
-		r.output = append(r.output, dnat(f, l.Addr))
 	}
 	return r
 }

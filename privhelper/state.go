@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // stateVersion is bumped when State changes incompatibly.
@@ -118,19 +119,8 @@ func (s *State) usedAddrs(n *Network) map[netip.Addr]bool {
 }
 
 func (s *State) removeLease(id string) {
-	s.Leases = deleteFunc(s.Leases, func(l *Lease) bool { return l.ID == id })
-	s.Forwards = deleteFunc(s.Forwards, func(f *Forward) bool { return f.Lease == id })
-}
-
-func deleteFunc[T any](xs []T, del func(T) bool) []T {
-	out := xs[:0]
-	for _, x := range xs {
-		if !del(x) {
-			out = append(out, x)
-		}
-	}
-	clear(xs[len(out):])
-	return out
+	s.Leases = slices.DeleteFunc(s.Leases, func(l *Lease) bool { return l.ID == id })
+	s.Forwards = slices.DeleteFunc(s.Forwards, func(f *Forward) bool { return f.Lease == id })
 }
 
 // newID returns a random lease or forward id.

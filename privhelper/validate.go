@@ -2,6 +2,7 @@ package privhelper
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/godbus/dbus/v5"
 
@@ -20,13 +21,8 @@ func ValidateName(s string) error {
 
 // ValidateID checks a lease or forward id as the helper makes them.
 func ValidateID(s string) error {
-	if len(s) != idLen {
+	if len(s) != idLen || strings.TrimLeft(s, "0123456789abcdef") != "" {
 		return invalidf("invalid id %.80q", s)
-	}
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return invalidf("invalid id %.80q", s)
-		}
 	}
 	return nil
 }
@@ -58,20 +54,11 @@ func wordOK(s string, max int, extra string) bool {
 		if alnum {
 			continue
 		}
-		if i == 0 || !containsByte(extra, c) {
+		if i == 0 || strings.IndexByte(extra, c) < 0 {
 			return false
 		}
 	}
 	return true
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
 }
 
 // privateRanges are the RFC 1918 ranges a user network may use.
@@ -169,17 +156,13 @@ func ParseNetworkOptions(opts map[string]dbus.Variant) (NetworkOptions, error) {
 		switch k {
 		case "subnet":
 			var s string
-			if s, err = stringOpt(k, v); err == nil {
+			if s, err = optValue[string](k, v); err == nil {
 				o.Subnet, err = ParseSubnet(s)
 			}
 		case "gateway":
-			gw, err = stringOpt(k, v)
+			gw, err = optValue[string](k, v)
 		case "internal":
-			b, ok := v.Value().(bool)
-			if !ok {
-				err = invalidf("option %q must be a boolean (b), not %s", k, v.Signature())
-			}
-			o.Internal = b
+			o.Internal, err = optValue[bool](k, v)
 		default:
 			err = invalidf("unknown option %.80q", k)
 		}
@@ -215,19 +198,17 @@ type AttachOptions struct {
 func ParseAttachOptions(opts map[string]dbus.Variant) (AttachOptions, error) {
 	o := AttachOptions{Ifname: "eth0"}
 	for k, v := range opts {
-		s, err := stringOpt(k, v)
-		if err != nil {
-			return AttachOptions{}, err
-		}
-		switch k {
-		case "ip":
-			o.IP, err = ParseAddr(s)
-		case "ifname":
-			o.Ifname, err = s, ValidateIfname(s)
-		case "container":
-			o.Container, err = s, ValidateLabel(s)
-		default: // a CreateNetwork option such as subnet
+		s, err := optValue[string](k, v)
+		switch {
+		case k != "ip" && k != "ifname" && k != "container": // a CreateNetwork option such as subnet
 			err = invalidf("unknown option %.80q", k)
+		case err != nil:
+		case k == "ip":
+			o.IP, err = ParseAddr(s)
+		case k == "ifname":
+			o.Ifname, err = s, ValidateIfname(s)
+		default:
+			o.Container, err = s, ValidateLabel(s)
 		}
 		if err != nil {
 			return AttachOptions{}, err
@@ -236,15 +217,12 @@ func ParseAttachOptions(opts map[string]dbus.Variant) (AttachOptions, error) {
 	return o, nil
 }
 
-func stringOpt(k string, v dbus.Variant) (string, error) {
-	switch k {
-	case "subnet", "gateway", "ip", "ifname", "container":
-	default:
-		return "", invalidf("unknown option %.80q", k)
-	}
-	s, ok := v.Value().(string)
+// optValue returns option k's value, refusing any type other than T so that
+// a mistyped option is never silently ignored.
+func optValue[T any](k string, v dbus.Variant) (T, error) {
+	x, ok := v.Value().(T)
 	if !ok {
-		return "", invalidf("option %q must be a string (s), not %s", k, v.Signature())
+		return x, invalidf("option %q must have type %s, not %s", k, dbus.SignatureOf(x), v.Signature())
 	}
-	return s, nil
+	return x, nil
 }

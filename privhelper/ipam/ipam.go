@@ -13,11 +13,6 @@ import (
 // ErrExhausted reports that no free subnet or address is left.
 var ErrExhausted = errors.New("exhausted")
 
-// Overlaps reports whether two prefixes share any address.
-func Overlaps(a, b netip.Prefix) bool {
-	return a.Overlaps(b)
-}
-
 // NextSubnet returns the first prefix of length bits inside pool that
 // overlaps none of used.
 func NextSubnet(pool netip.Prefix, bits int, used []netip.Prefix) (netip.Prefix, error) {
