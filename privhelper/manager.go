@@ -261,20 +261,9 @@ func (m *Manager) Attach(ctx context.Context, uid uint32, nsFD int, network stri
 			return Lease{}, Network{}, err
 		}
 	}
-	used := s.usedAddrs(n)
-	addr := o.IP
-	if addr.IsValid() {
-		if !ipam.IsHost(n.Subnet, addr) {
-			return Lease{}, Network{}, invalidf("address %s is not a host address of %s", addr, n.Subnet)
-		}
-		if used[addr] {
-			return Lease{}, Network{}, newError(api.ErrorAddressInUse, "address %s is already in use on network %s", addr, n.Name)
-		}
-	} else {
-		var err error
-		if addr, err = ipam.NextAddr(n.Subnet, used); err != nil {
-			return Lease{}, Network{}, fmt.Errorf("network %s: %w", n.Name, err)
-		}
+	addr, err := s.pickAddr(n, o.IP)
+	if err != nil {
+		return Lease{}, Network{}, err
 	}
 	id, err := newID()
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/pelagos-containers/pelagos/privhelper/api"
+	"github.com/pelagos-containers/pelagos/privhelper/ipam"
 )
 
 // stateVersion is bumped when State changes incompatibly.
@@ -116,6 +119,25 @@ func (s *State) usedAddrs(n *Network) map[netip.Addr]bool {
 		used[l.Addr] = true
 	}
 	return used
+}
+
+// pickAddr returns the address for a new lease on n: want if it is a free
+// host address of n's subnet, else (want zero) the lowest free one.
+func (s *State) pickAddr(n *Network, want netip.Addr) (netip.Addr, error) {
+	used := s.usedAddrs(n)
+	switch {
+	case !want.IsValid():
+		a, err := ipam.NextAddr(n.Subnet, used)
+		if err != nil {
+			return a, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		return a, nil
+	case !ipam.IsHost(n.Subnet, want):
+		return want, invalidf("address %s is not a host address of %s", want, n.Subnet)
+	case used[want]:
+		return want, newError(api.ErrorAddressInUse, "address %s is already in use on network %s", want, n.Name)
+	}
+	return want, nil
 }
 
 func (s *State) removeLease(id string) {
