@@ -290,6 +290,12 @@ func TestRootNetworking(t *testing.T) {
 		t.Errorf("pelagos port pub: %q", out)
 	}
 
+	// A container with a user namespace of its own: its network
+	// namespace belongs to that nested namespace, still the user's.
+	if r := s.pelagos(t, "run", "--rm", "--userns=auto", "--network", "devnet", "localhost/busybox", "ip", "-o", "-4", "addr", "show", "eth0"); r.Code != 0 || !strings.Contains(r.Stdout, "10.89.77.") {
+		t.Errorf("--userns=auto on devnet: %s", r)
+	}
+
 	// A running container joins a second network and leaves it.
 	s.mustPelagos(t, "network", "create", "--subnet", "10.89.78.0/24", "othernet")
 	s.mustPelagos(t, "network", "connect", "--ip", "10.89.78.9", "othernet", "web2")
