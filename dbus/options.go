@@ -1,6 +1,7 @@
 package dbus
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -110,100 +111,88 @@ type ImportOptions struct {
 	ExposedPorts []string
 }
 
+// fields ties each option key to the field holding it; one table
+// serves both directions (encode, decoder.fields).
+func (c *ContainerConfig) fields() []field {
+	return []field{
+		{"Image", &c.Image},
+		{"Command", &c.Command},
+		{"Entrypoint", &c.Entrypoint},
+		{"Name", &c.Name},
+		{"Env", &c.Env},
+		{"WorkingDir", &c.WorkingDir},
+		{"User", &c.User},
+		{"Hostname", &c.Hostname},
+		{"AutoRemove", &c.AutoRemove},
+		{"CapAdd", &c.CapAdd},
+		{"CapDrop", &c.CapDrop},
+		{"SecurityOpt", &c.SecurityOpt},
+		{"Privileged", &c.Privileged},
+		{"ReadOnly", &c.ReadOnly},
+		{"Volumes", &c.Volumes},
+		{"Tmpfs", &c.Tmpfs},
+		{"Ulimits", &c.Ulimits},
+		{"Sysctls", &c.Sysctls},
+		{"GroupAdd", &c.GroupAdd},
+		{"Devices", &c.Devices},
+		{"Memory", &c.Memory},
+		{"MemorySwap", &c.MemorySwap},
+		{"CPUs", &c.CPUs},
+		{"CPUShares", &c.CPUShares},
+		{"CpusetCPUs", &c.CpusetCPUs},
+		{"PidsLimit", &c.PidsLimit},
+		{"Cgroups", &c.Cgroups},
+		{"Restart", &c.Restart},
+		{"Init", &c.Init},
+		{"Network", &c.Network},
+		{"Publish", &c.Publish},
+		{"DNS", &c.DNS},
+		{"DNSSearch", &c.DNSSearch},
+		{"DNSOptions", &c.DNSOptions},
+		{"AddHosts", &c.AddHosts},
+		{"MacAddress", &c.MacAddress},
+		{"IP", &c.IP},
+		{"Labels", &c.Labels},
+		{"StopSignal", &c.StopSignal},
+		{"HealthCmd", &c.HealthCmd},
+		{"HealthInterval", &c.HealthInterval},
+		{"HealthTimeout", &c.HealthTimeout},
+		{"HealthStartPeriod", &c.HealthStartPeriod},
+		{"HealthRetries", &c.HealthRetries},
+		{"NoHealthcheck", &c.NoHealthcheck},
+		{"MaskedPaths", &c.MaskedPaths},
+		{"UserNS", &c.UserNS},
+		{"UIDMap", &c.UIDMap},
+		{"GIDMap", &c.GIDMap},
+		{"AppArmorProfile", &c.AppArmorProfile},
+		{"SELinuxLabel", &c.SELinuxLabel},
+		{"Networks", &c.Networks},
+		{"NAT", &c.NAT},
+		{"PublishAll", &c.PublishAll},
+		{"Links", &c.Links},
+		{"DNSBackend", &c.DNSBackend},
+		{"DefaultSubnet", &c.DefaultSubnet},
+	}
+}
+
 // Options encodes the config for the bus, leaving out unset fields.
 func (c ContainerConfig) Options() map[string]godbus.Variant {
-	m := map[string]godbus.Variant{"Image": godbus.MakeVariant(c.Image)}
-	putStrings(m, "Command", c.Command)
-	putStrings(m, "Entrypoint", c.Entrypoint)
-	putString(m, "Name", c.Name)
-	putStrings(m, "Env", c.Env)
-	putString(m, "WorkingDir", c.WorkingDir)
-	putString(m, "User", c.User)
-	putString(m, "Hostname", c.Hostname)
-	if c.AutoRemove {
-		m["AutoRemove"] = godbus.MakeVariant(true)
-	}
-	putStrings(m, "CapAdd", c.CapAdd)
-	putStrings(m, "CapDrop", c.CapDrop)
-	putStrings(m, "SecurityOpt", c.SecurityOpt)
-	if c.Privileged {
-		m["Privileged"] = godbus.MakeVariant(true)
-	}
+	m := encode(c.fields())
 	if c.ReadOnly {
-		m["ReadOnly"] = godbus.MakeVariant(true)
+		// Only meaningful with ReadOnly, and its default is true.
 		m["ReadOnlyTmpfs"] = godbus.MakeVariant(c.ReadOnlyTmpfs)
 	}
-	putStrings(m, "Volumes", c.Volumes)
-	putStrings(m, "Tmpfs", c.Tmpfs)
-	putStrings(m, "Ulimits", c.Ulimits)
-	putStrings(m, "Sysctls", c.Sysctls)
-	putStrings(m, "GroupAdd", c.GroupAdd)
-	putStrings(m, "Devices", c.Devices)
-	putString(m, "Memory", c.Memory)
-	putString(m, "MemorySwap", c.MemorySwap)
-	putString(m, "CPUs", c.CPUs)
-	if c.CPUShares != 0 {
-		m["CPUShares"] = godbus.MakeVariant(c.CPUShares)
-	}
-	putString(m, "CpusetCPUs", c.CpusetCPUs)
-	if c.PidsLimit != 0 {
-		m["PidsLimit"] = godbus.MakeVariant(c.PidsLimit)
-	}
-	putString(m, "Cgroups", c.Cgroups)
-	putString(m, "Restart", c.Restart)
-	if c.Init {
-		m["Init"] = godbus.MakeVariant(true)
-	}
-	putString(m, "Network", c.Network)
-	putStrings(m, "Publish", c.Publish)
-	putStrings(m, "DNS", c.DNS)
-	putStrings(m, "DNSSearch", c.DNSSearch)
-	putStrings(m, "DNSOptions", c.DNSOptions)
-	putStrings(m, "AddHosts", c.AddHosts)
-	putString(m, "MacAddress", c.MacAddress)
-	putString(m, "IP", c.IP)
-	putStrings(m, "Labels", c.Labels)
-	putString(m, "StopSignal", c.StopSignal)
-	putString(m, "HealthCmd", c.HealthCmd)
-	putString(m, "HealthInterval", c.HealthInterval)
-	putString(m, "HealthTimeout", c.HealthTimeout)
-	putString(m, "HealthStartPeriod", c.HealthStartPeriod)
-	if c.HealthRetries != 0 {
-		m["HealthRetries"] = godbus.MakeVariant(c.HealthRetries)
-	}
-	if c.NoHealthcheck {
-		m["NoHealthcheck"] = godbus.MakeVariant(true)
-	}
-	putStrings(m, "MaskedPaths", c.MaskedPaths)
-	putString(m, "UserNS", c.UserNS)
-	putStrings(m, "UIDMap", c.UIDMap)
-	putStrings(m, "GIDMap", c.GIDMap)
-	putString(m, "AppArmorProfile", c.AppArmorProfile)
-	putString(m, "SELinuxLabel", c.SELinuxLabel)
-	putStrings(m, "Networks", c.Networks)
-	if c.NAT {
-		m["NAT"] = godbus.MakeVariant(true)
-	}
-	if c.PublishAll {
-		m["PublishAll"] = godbus.MakeVariant(true)
-	}
-	putStrings(m, "Links", c.Links)
-	putString(m, "DNSBackend", c.DNSBackend)
-	putString(m, "DefaultSubnet", c.DefaultSubnet)
 	return m
 }
 
 // Options encodes the import options for the bus.
-func (o ImportOptions) Options() map[string]godbus.Variant {
-	m := map[string]godbus.Variant{}
-	putStrings(m, "Cmd", o.Cmd)
-	putStrings(m, "Entrypoint", o.Entrypoint)
-	putStrings(m, "Env", o.Env)
-	putString(m, "WorkingDir", o.WorkingDir)
-	putString(m, "User", o.User)
-	putString(m, "Message", o.Message)
-	putStrings(m, "ExposedPorts", o.ExposedPorts)
-	return m
+func (o ImportOptions) Options() map[string]godbus.Variant { return encode(o.fields()) }
+
+func (o *ImportOptions) fields() []field {
+	return []field{
+		{"Cmd", &o.Cmd}, {"Entrypoint", &o.Entrypoint}, {"Env", &o.Env}, {"WorkingDir", &o.WorkingDir},
+		{"User", &o.User}, {"Message", &o.Message}, {"ExposedPorts", &o.ExposedPorts},
+	}
 }
 
 func putString(m map[string]godbus.Variant, k, v string) {
@@ -216,6 +205,47 @@ func putStrings(m map[string]godbus.Variant, k string, v []string) {
 	if v != nil {
 		m[k] = godbus.MakeVariant(v)
 	}
+}
+
+// field ties an option key to the struct field holding its value: a
+// *string, *[]string, *bool, *uint16, *uint64 or *int64.
+type field struct {
+	key string
+	ptr any
+}
+
+// encode puts the fields that are set in a new a{sv}: empty strings,
+// false, 0 and nil slices are left out (an empty, non-nil slice is sent:
+// it can mean "none" rather than "the default").
+func encode(fields []field) map[string]godbus.Variant {
+	m := map[string]godbus.Variant{}
+	for _, f := range fields {
+		switch p := f.ptr.(type) {
+		case *string:
+			putString(m, f.key, *p)
+		case *[]string:
+			putStrings(m, f.key, *p)
+		case *bool:
+			if *p {
+				m[f.key] = godbus.MakeVariant(true)
+			}
+		case *uint16:
+			if *p != 0 {
+				m[f.key] = godbus.MakeVariant(*p)
+			}
+		case *uint64:
+			if *p != 0 {
+				m[f.key] = godbus.MakeVariant(*p)
+			}
+		case *int64:
+			if *p != 0 {
+				m[f.key] = godbus.MakeVariant(*p)
+			}
+		default:
+			panic(fmt.Sprintf("dbus: option %q has an unsupported type %T", f.key, f.ptr))
+		}
+	}
+	return m
 }
 
 // decoder reads typed values out of an a{sv} and remembers the first
@@ -263,6 +293,28 @@ func (d *decoder) strs(key string, dst *[]string) {
 	}
 }
 
+// fields reads every field of a table.
+func (d *decoder) fields(fs []field) {
+	for _, f := range fs {
+		switch p := f.ptr.(type) {
+		case *string:
+			d.str(f.key, p)
+		case *[]string:
+			d.strs(f.key, p)
+		case *bool:
+			d.boolean(f.key, p)
+		case *uint16:
+			d.uint16(f.key, p)
+		case *uint64:
+			d.uint64(f.key, p)
+		case *int64:
+			d.int64(f.key, p)
+		default:
+			panic(fmt.Sprintf("dbus: option %q has an unsupported type %T", f.key, f.ptr))
+		}
+	}
+}
+
 // finish reports the first type error, or else any key nobody asked for.
 func (d *decoder) finish(what string) error {
 	if d.err != nil {
@@ -289,68 +341,9 @@ func (d *decoder) finish(what string) error {
 func ParseContainerConfig(m map[string]godbus.Variant) (ContainerConfig, error) {
 	c := ContainerConfig{ReadOnlyTmpfs: true}
 	d := newDecoder(m)
-	d.str("Image", &c.Image)
-	d.strs("Command", &c.Command)
-	d.strs("Entrypoint", &c.Entrypoint)
-	d.str("Name", &c.Name)
-	d.strs("Env", &c.Env)
-	d.str("WorkingDir", &c.WorkingDir)
-	d.str("User", &c.User)
-	d.str("Hostname", &c.Hostname)
-	d.boolean("AutoRemove", &c.AutoRemove)
-	d.strs("CapAdd", &c.CapAdd)
-	d.strs("CapDrop", &c.CapDrop)
-	d.strs("SecurityOpt", &c.SecurityOpt)
-	d.boolean("Privileged", &c.Privileged)
-	d.boolean("ReadOnly", &c.ReadOnly)
+	d.fields(c.fields())
 	d.boolean("ReadOnlyTmpfs", &c.ReadOnlyTmpfs)
-	d.strs("Volumes", &c.Volumes)
-	d.strs("Tmpfs", &c.Tmpfs)
-	d.strs("Ulimits", &c.Ulimits)
-	d.strs("Sysctls", &c.Sysctls)
-	d.strs("GroupAdd", &c.GroupAdd)
-	d.strs("Devices", &c.Devices)
-	d.str("Memory", &c.Memory)
-	d.str("MemorySwap", &c.MemorySwap)
-	d.str("CPUs", &c.CPUs)
-	d.uint64("CPUShares", &c.CPUShares)
-	d.str("CpusetCPUs", &c.CpusetCPUs)
-	d.int64("PidsLimit", &c.PidsLimit)
-	d.str("Cgroups", &c.Cgroups)
-	d.str("Restart", &c.Restart)
-	d.boolean("Init", &c.Init)
-	d.str("Network", &c.Network)
-	d.strs("Publish", &c.Publish)
-	d.strs("DNS", &c.DNS)
-	d.strs("DNSSearch", &c.DNSSearch)
-	d.strs("DNSOptions", &c.DNSOptions)
-	d.strs("AddHosts", &c.AddHosts)
-	d.str("MacAddress", &c.MacAddress)
-	d.str("IP", &c.IP)
-	d.strs("Labels", &c.Labels)
-	d.str("StopSignal", &c.StopSignal)
-	d.str("HealthCmd", &c.HealthCmd)
-	d.str("HealthInterval", &c.HealthInterval)
-	d.str("HealthTimeout", &c.HealthTimeout)
-	d.str("HealthStartPeriod", &c.HealthStartPeriod)
-	d.int64("HealthRetries", &c.HealthRetries)
-	d.boolean("NoHealthcheck", &c.NoHealthcheck)
-	d.strs("MaskedPaths", &c.MaskedPaths)
-	d.str("UserNS", &c.UserNS)
-	d.strs("UIDMap", &c.UIDMap)
-	d.strs("GIDMap", &c.GIDMap)
-	d.str("AppArmorProfile", &c.AppArmorProfile)
-	d.str("SELinuxLabel", &c.SELinuxLabel)
-	d.strs("Networks", &c.Networks)
-	d.boolean("NAT", &c.NAT)
-	d.boolean("PublishAll", &c.PublishAll)
-	d.strs("Links", &c.Links)
-	d.str("DNSBackend", &c.DNSBackend)
-	d.str("DefaultSubnet", &c.DefaultSubnet)
-	if err := d.finish("container"); err != nil {
-		return c, err
-	}
-	return c, nil
+	return c, d.finish("container")
 }
 
 // NetworkOptions is the a{sv} argument of Manager.CreateNetwork.
@@ -360,23 +353,17 @@ type NetworkOptions struct {
 }
 
 // Options encodes the network options for the bus.
-func (o NetworkOptions) Options() map[string]godbus.Variant {
-	m := map[string]godbus.Variant{}
-	putString(m, "Subnet", o.Subnet)
-	putString(m, "Gateway", o.Gateway)
-	if o.Internal {
-		m["Internal"] = godbus.MakeVariant(true)
-	}
-	return m
+func (o NetworkOptions) Options() map[string]godbus.Variant { return encode(o.fields()) }
+
+func (o *NetworkOptions) fields() []field {
+	return []field{{"Subnet", &o.Subnet}, {"Gateway", &o.Gateway}, {"Internal", &o.Internal}}
 }
 
 // ParseNetworkOptions decodes and checks the a{sv} of CreateNetwork.
 func ParseNetworkOptions(m map[string]godbus.Variant) (NetworkOptions, error) {
 	var o NetworkOptions
 	d := newDecoder(m)
-	d.str("Subnet", &o.Subnet)
-	d.str("Gateway", &o.Gateway)
-	d.boolean("Internal", &o.Internal)
+	d.fields(o.fields())
 	return o, d.finish("network")
 }
 
@@ -384,13 +371,7 @@ func ParseNetworkOptions(m map[string]godbus.Variant) (NetworkOptions, error) {
 func ParseImportOptions(m map[string]godbus.Variant) (ImportOptions, error) {
 	var o ImportOptions
 	d := newDecoder(m)
-	d.strs("ExposedPorts", &o.ExposedPorts)
-	d.strs("Cmd", &o.Cmd)
-	d.strs("Entrypoint", &o.Entrypoint)
-	d.strs("Env", &o.Env)
-	d.str("WorkingDir", &o.WorkingDir)
-	d.str("User", &o.User)
-	d.str("Message", &o.Message)
+	d.fields(o.fields())
 	return o, d.finish("import")
 }
 
@@ -531,25 +512,17 @@ type ExecOptions struct {
 }
 
 // Options encodes the exec options for the bus.
-func (o ExecOptions) Options() map[string]godbus.Variant {
-	m := map[string]godbus.Variant{}
-	putStrings(m, "Env", o.Env)
-	putString(m, "WorkingDir", o.WorkingDir)
-	putString(m, "User", o.User)
-	if o.Detach {
-		m["Detach"] = godbus.MakeVariant(true)
-	}
-	return m
+func (o ExecOptions) Options() map[string]godbus.Variant { return encode(o.fields()) }
+
+func (o *ExecOptions) fields() []field {
+	return []field{{"Env", &o.Env}, {"WorkingDir", &o.WorkingDir}, {"User", &o.User}, {"Detach", &o.Detach}}
 }
 
 // ParseExecOptions decodes and checks the a{sv} of ExecWithStdio.
 func ParseExecOptions(m map[string]godbus.Variant) (ExecOptions, error) {
 	var o ExecOptions
 	d := newDecoder(m)
-	d.strs("Env", &o.Env)
-	d.str("WorkingDir", &o.WorkingDir)
-	d.str("User", &o.User)
-	d.boolean("Detach", &o.Detach)
+	d.fields(o.fields())
 	return o, d.finish("exec")
 }
 

@@ -53,3 +53,52 @@ func TestErrorRoundTrip(t *testing.T) {
 type errPlain string
 
 func (e errPlain) Error() string { return string(e) }
+
+// fillAll sets every field of the struct v points to (recursively) to a
+// non-zero value, so a round trip shows any field left out of a table.
+func fillAll(t *testing.T, v reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("v" + v.Type().Field(i).Name)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Uint16, reflect.Uint64:
+			f.SetUint(7)
+		case reflect.Int64:
+			f.SetInt(7)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"x", v.Type().Field(i).Name}))
+		case reflect.Struct:
+			fillAll(t, f)
+		default:
+			t.Fatalf("field %s: kind %s not covered", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+}
+
+// TestEveryFieldTravels: each options type carries every one of its
+// fields over the bus and back.
+func TestEveryFieldTravels(t *testing.T) {
+	var c ContainerConfig
+	fillAll(t, reflect.ValueOf(&c).Elem())
+	if got, err := ParseContainerConfig(c.Options()); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("ContainerConfig: %v\n got %+v\nwant %+v", err, got, c)
+	}
+	var im ImportOptions
+	fillAll(t, reflect.ValueOf(&im).Elem())
+	if got, err := ParseImportOptions(im.Options()); err != nil || !reflect.DeepEqual(got, im) {
+		t.Errorf("ImportOptions: %v\n got %+v\nwant %+v", err, got, im)
+	}
+	var n NetworkOptions
+	fillAll(t, reflect.ValueOf(&n).Elem())
+	if got, err := ParseNetworkOptions(n.Options()); err != nil || !reflect.DeepEqual(got, n) {
+		t.Errorf("NetworkOptions: %v\n got %+v\nwant %+v", err, got, n)
+	}
+	var e ExecOptions
+	fillAll(t, reflect.ValueOf(&e).Elem())
+	if got, err := ParseExecOptions(e.Options()); err != nil || !reflect.DeepEqual(got, e) {
+		t.Errorf("ExecOptions: %v\n got %+v\nwant %+v", err, got, e)
+	}
+}
