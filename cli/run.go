@@ -32,6 +32,7 @@ type runOptions struct {
 	network     []string
 	nat, noNAT  bool
 	publishAll  bool
+	logDriver   string
 	links       []string
 	dnsBackend  string
 	defSubnet   string
@@ -98,6 +99,7 @@ func runCmd(e *env, args []string) int {
 	fs.BoolVar(&o.sigProxy, "sig-proxy", true, "pass signals received by pelagos to the container")
 	fs.StringArrayVar(&o.network, "network", nil, "pasta[:OPTIONS] (default), none, host, container:NAME, or bridge / NAME (root networking; repeat for more networks)")
 	fs.StringArrayVar(&o.network, "net", nil, "same as --network")
+	fs.StringVar(&o.logDriver, "log-driver", "", "k8s-file (default: output kept for `pelagos logs`), passthrough (attached output straight to you, unlogged) or none")
 	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "publish every port the image exposes on a free host port")
 	fs.BoolVar(&o.nat, "nat", false, "use the default bridge network (root networking, with NAT)")
 	fs.BoolVar(&o.noNAT, "no-nat", false, "not available: use an --internal network instead")
@@ -221,7 +223,7 @@ func runCmd(e *env, args []string) int {
 		Ulimits: o.ulimits, Sysctls: o.sysctls, GroupAdd: o.groupAdd, Devices: o.devices,
 		Memory: o.memory, MemorySwap: o.memorySwap, CPUs: o.cpus, CPUShares: o.cpuShares,
 		CpusetCPUs: o.cpusetCPUs, PidsLimit: o.pidsLimit, Cgroups: o.cgroups, Restart: o.restart, Init: o.init,
-		Network: firstOf(o.network), Networks: restOf(o.network), NAT: o.nat, PublishAll: o.publishAll, Links: o.links, DNSBackend: o.dnsBackend, DefaultSubnet: o.defSubnet,
+		Network: firstOf(o.network), Networks: restOf(o.network), NAT: o.nat, PublishAll: o.publishAll, LogDriver: o.logDriver, Links: o.links, DNSBackend: o.dnsBackend, DefaultSubnet: o.defSubnet,
 		Publish: o.publish, DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOption,
 		UserNS: o.userns, UIDMap: o.uidmap, GIDMap: o.gidmap, AppArmorProfile: o.apparmor, SELinuxLabel: o.selinux,
 		MaskedPaths: o.masked, AddHosts: o.addHost, MacAddress: o.macAddress, IP: o.ip, Labels: o.labels, StopSignal: o.stopSignal,

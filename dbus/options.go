@@ -97,6 +97,10 @@ type ContainerConfig struct {
 	Links         []string
 	DNSBackend    string
 	DefaultSubnet string
+	// LogDriver is k8s-file (the default: output kept for `logs`),
+	// passthrough (an attached run's output goes straight to the
+	// caller, unlogged) or none (nothing is kept).
+	LogDriver string
 }
 
 // ImportOptions is the a{sv} argument of Manager.ImportImage.
@@ -172,6 +176,7 @@ func (c *ContainerConfig) fields() []field {
 		{"Links", &c.Links},
 		{"DNSBackend", &c.DNSBackend},
 		{"DefaultSubnet", &c.DefaultSubnet},
+		{"LogDriver", &c.LogDriver},
 	}
 }
 

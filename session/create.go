@@ -58,6 +58,10 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	logDriver, err := parseLogDriver(cfg.LogDriver)
+	if err != nil {
+		return nil, err
+	}
 	restart, err := parseRestart(cfg.Restart)
 	if err != nil {
 		return nil, err
@@ -205,7 +209,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		Env: mergeEnv(icfg.Config.Env, cfg.Env), WorkingDir: workdir, User: userSpec,
 		Hostname: hostname, AutoRemove: cfg.AutoRemove, CreatedAt: time.Now(),
 		State: pdbus.StateCreated, Security: sec, Mounts: mounts, Process: popts, Resources: res, Restart: restart,
-		ImageOS: icfg.OS, ImageArch: icfg.Architecture,
+		ImageOS: icfg.OS, ImageArch: icfg.Architecture, LogDriver: logDriver,
 		Network: netcfg, UserNS: userns, Labels: mergeLabels(icfg.Config.Labels, userLabels), StopSignal: stopSignal, Health: health,
 	}}
 	if customSeccomp != nil {

@@ -11,8 +11,20 @@ import (
 
 	"github.com/pelagos-containers/pelagos/container"
 	"github.com/pelagos-containers/pelagos/ctrlog"
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
 	"github.com/pelagos-containers/pelagos/rootless"
 )
+
+// parseLogDriver checks --log-driver; the default is stored as "".
+func parseLogDriver(s string) (string, error) {
+	switch s {
+	case "", "k8s-file":
+		return "", nil
+	case "passthrough", "none":
+		return s, nil
+	}
+	return "", pdbus.Errorf(pdbus.ErrInvalidArgument, "--log-driver %q: use k8s-file (the default), passthrough or none", s)
+}
 
 // logStdio makes the stdio of a run whose output goes to the container's
 // log: stdin from /dev/null, stdout and stderr through pipes whose read
@@ -33,6 +45,17 @@ func (c *ctr) logStdio() (stdio container.Stdio, release func(), err error) {
 	}
 	mine = append(mine, stdin)
 	stdio.Stdin = stdin
+	if c.rec.LogDriver != "" {
+		// Nothing is kept: the output goes nowhere.
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			release()
+			return stdio, nil, err
+		}
+		mine = append(mine, devnull)
+		stdio.Stdout, stdio.Stderr = devnull, devnull
+		return stdio, release, nil
+	}
 	for _, stream := range []string{ctrlog.Stdout, ctrlog.Stderr} {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -100,6 +123,11 @@ func (c *ctr) teeStdio(client container.Stdio) (stdio container.Stdio, release f
 		}
 	}
 	stdio.Stdin = client.Stdin
+	if c.rec.LogDriver != "" {
+		// passthrough and none: straight to the caller, unlogged.
+		stdio.Stdout, stdio.Stderr = client.Stdout, client.Stderr
+		return stdio, release, drained, nil
+	}
 	for _, s := range []struct {
 		stream string
 		to     *os.File

@@ -42,7 +42,9 @@ type record struct {
 	Network       netConfig         `json:"network"`
 	Pasta         pastaState        `json:"pasta"`
 	Bridge        bridgeState       `json:"bridge"`
-	UserNS        usernsConfig      `json:"userns"`
+	// LogDriver is "" (k8s-file), "passthrough" or "none".
+	LogDriver string       `json:"logDriver,omitempty"`
+	UserNS    usernsConfig `json:"userns"`
 	// ImageOS and ImageArch are the image's platform: a WASI one (os
 	// wasip1, architecture wasm) makes the command a Wasm module run
 	// in-process.

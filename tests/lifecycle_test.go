@@ -538,6 +538,21 @@ func TestForegroundRunIsLogged(t *testing.T) {
 	if l.Code != 0 || l.Stdout != "out1\nno newline\nout2\n" || l.Stderr != "err1\n" {
 		t.Errorf("logs of a foreground run: %s", l)
 	}
+	// --log-driver passthrough and none keep nothing; a bad driver is named.
+	for _, d := range []string{"passthrough", "none"} {
+		name := "fg" + d
+		r := s.pelagos(t, "run", "--name", name, "--log-driver", d, "--network", "none", "localhost/busybox", "echo", "shown")
+		if r.Code != 0 || r.Stdout != "shown\n" {
+			t.Errorf("--log-driver %s: %s", d, r)
+		}
+		if l := s.pelagos(t, "logs", name); l.Code != 0 || l.Stdout != "" {
+			t.Errorf("logs with --log-driver %s: %s", d, l)
+		}
+		s.pelagos(t, "rm", name)
+	}
+	if r := s.pelagos(t, "run", "--rm", "--log-driver", "journald", "localhost/busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "--log-driver") {
+		t.Errorf("--log-driver journald: %s", r)
+	}
 	// A burst of output right before exit reaches the caller whole
 	// before the run returns.
 	r = s.pelagos(t, "run", "--rm", "--network", "none", "localhost/busybox", "seq", "1", "20000")
