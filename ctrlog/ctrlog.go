@@ -26,29 +26,43 @@ const (
 // partial records.
 const maxRecord = 16 << 10
 
-// Copy reads src until EOF and appends a record per line to dst, each
-// with a single Write (so records of two streams written to one
-// O_APPEND file never mix). now stamps them.
+// Copy reads src until EOF and appends a record per line to dst. Each
+// Write holds whole records only (so records of two streams written to
+// one O_APPEND file never mix): records already read in one burst go out
+// together, and the batch is written before Copy waits for more input,
+// so a follower sees every line as soon as it was read. now stamps them.
 func Copy(dst io.Writer, src io.Reader, stream string, now func() time.Time) error {
+	const maxBatch = 64 << 10
 	r := bufio.NewReaderSize(src, maxRecord)
-	var rec []byte
+	var batch []byte
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := dst.Write(batch)
+		batch = batch[:0]
+		return err
+	}
 	for {
 		line, err := r.ReadSlice('\n')
 		if len(line) > 0 {
 			partial := line[len(line)-1] != '\n'
-			rec = rec[:0]
-			rec = now().UTC().AppendFormat(rec, time.RFC3339Nano)
-			rec = append(rec, ' ')
-			rec = append(rec, stream...)
+			batch = now().UTC().AppendFormat(batch, time.RFC3339Nano)
+			batch = append(batch, ' ')
+			batch = append(batch, stream...)
 			if partial {
-				rec = append(rec, " P "...)
-				rec = append(rec, line...)
-				rec = append(rec, '\n')
+				batch = append(batch, " P "...)
+				batch = append(batch, line...)
+				batch = append(batch, '\n')
 			} else {
-				rec = append(rec, " F "...)
-				rec = append(rec, line...)
+				batch = append(batch, " F "...)
+				batch = append(batch, line...)
 			}
-			if _, werr := dst.Write(rec); werr != nil {
+		}
+		// Write before the next read could wait for input: when what is
+		// buffered holds no whole line.
+		if err != nil || len(batch) >= maxBatch || !lineBuffered(r) {
+			if werr := flush(); werr != nil {
 				return werr
 			}
 		}
@@ -60,6 +74,12 @@ func Copy(dst io.Writer, src io.Reader, stream string, now func() time.Time) err
 			return err
 		}
 	}
+}
+
+// lineBuffered reports whether r holds a whole line already read.
+func lineBuffered(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // Record is one parsed log line.
