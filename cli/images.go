@@ -33,7 +33,7 @@ func imagesCmd(e *env, args []string) int {
 	digests := fs.Bool("digests", false, "show digests")
 	format := fs.String("format", "", "Go template over .Repository .Tag .ID .Digest .CreatedAt .Size, or json")
 	fs.BoolP("all", "a", false, "show all images (pelagos keeps no intermediate images, so all are always shown)")
-	filters := fs.StringArrayP("filter", "f", nil, "reference=PATTERN, dangling=true|false, label=KEY[=VALUE]")
+	filters := fs.StringArrayP("filter", "f", nil, "reference=PATTERN, dangling=true|false, label=KEY[=VALUE], since=IMAGE, before=IMAGE")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
@@ -42,7 +42,7 @@ func imagesCmd(e *env, args []string) int {
 		e.errorf("--format: %v", err)
 		return exitFailure
 	}
-	match, err := parseFilters(*filters, []string{"reference", "dangling", "label"})
+	match, err := parseFilters(*filters, []string{"reference", "dangling", "label", "since", "before"})
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFailure
@@ -57,10 +57,33 @@ func imagesCmd(e *env, args []string) int {
 		e.callErr(err)
 		return exitFailure
 	}
+	// since= and before= compare creation times with named images'.
+	var created []func(int64) bool
+	for _, key := range []string{"since", "before"} {
+		for _, ref := range match[key] {
+			t, ok := imageCreated(imgs, ref)
+			if !ok {
+				e.errorf("--filter %s=%s: no such image: %s", key, ref, ref)
+				return exitFailure
+			}
+			if key == "since" {
+				created = append(created, func(c int64) bool { return c > t })
+			} else {
+				created = append(created, func(c int64) bool { return c < t })
+			}
+		}
+	}
 	now := time.Now()
 	var rows []imageRow
 	seen := map[string]bool{}
 	for _, img := range imgs {
+		keep := true
+		for _, f := range created {
+			keep = keep && f(img.Created)
+		}
+		if !keep {
+			continue
+		}
 		dangling := len(img.Names) == 0
 		if !matchAny(match["dangling"], func(v string) bool { return (v == "true") == dangling }) {
 			continue
@@ -120,6 +143,22 @@ func imagesCmd(e *env, args []string) int {
 		tw.Flush()
 	}
 	return exitOK
+}
+
+// imageCreated finds the image ref names (a name, with or without
+// :latest, or an id prefix) and returns its creation time.
+func imageCreated(imgs []dbus.ImageSummary, ref string) (int64, bool) {
+	for _, img := range imgs {
+		if strings.HasPrefix(img.ID, ref) && len(ref) >= 3 {
+			return img.Created, true
+		}
+		for _, n := range img.Names {
+			if n == ref || n == ref+":latest" || strings.HasSuffix(n, "/"+ref) || strings.HasSuffix(n, "/"+ref+":latest") {
+				return img.Created, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // imageLabels reads an image's labels from its inspect JSON.

@@ -582,3 +582,27 @@ func TestPullProgressBars(t *testing.T) {
 		t.Errorf("the big layer's bar was not redrawn in place:\n%s", sc)
 	}
 }
+
+// TestImagesSinceBefore: images --filter since=/before= compare creation
+// times with a named image's, as podman's do.
+func TestImagesSinceBefore(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	f := images(t)
+	s.mustPelagos(t, "import", f.rootfsTar, "localhost/older")
+	defer s.pelagos(t, "rmi", "-f", "localhost/older")
+	time.Sleep(1100 * time.Millisecond)
+	s.mustPelagos(t, "import", "--change", "ENV X=1", f.rootfsTar, "localhost/newer")
+	defer s.pelagos(t, "rmi", "-f", "localhost/newer")
+	since := s.mustPelagos(t, "images", "--filter", "since=localhost/older", "--format", "{{.Repository}}")
+	if !strings.Contains(since, "localhost/newer") || strings.Contains(since, "localhost/older") {
+		t.Errorf("since=localhost/older:\n%s", since)
+	}
+	before := s.mustPelagos(t, "images", "--filter", "before=newer", "--format", "{{.Repository}}")
+	if !strings.Contains(before, "localhost/older") || strings.Contains(before, "localhost/newer") {
+		t.Errorf("before=newer:\n%s", before)
+	}
+	if r := s.pelagos(t, "images", "--filter", "since=nosuch"); r.Code != 125 || !strings.Contains(r.Stderr, "no such image: nosuch") {
+		t.Errorf("since=nosuch: %s", r)
+	}
+}
