@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker/reference"
@@ -39,7 +40,10 @@ func (s *Store) Import(ctx context.Context, path, name string, opts ImportOption
 	if err != nil {
 		return Loaded{}, fmt.Errorf("import %s: %w", path, err)
 	}
-	cfg := imgspecv1.Image{Config: opts.Config}
+	// Created is now, as podman import does (the tarball source would
+	// otherwise take the archive file's modification time).
+	now := time.Now().UTC()
+	cfg := imgspecv1.Image{Config: opts.Config, Created: &now}
 	if opts.Message != "" {
 		cfg.History = []imgspecv1.History{{Comment: opts.Message}}
 	}
