@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"runtime"
+	"sort"
 )
 
 func versionCmd(e *env, args []string) int {
@@ -50,6 +51,16 @@ func infoCmd(e *env, args []string) int {
 	fmt.Fprintf(e.stdout, "host:\n  rootless: %v\n  idMappings:\n    uidsMapped: %v\n", v("Rootless"), v("IDMapSize"))
 	if n, ok := v("IDMapSize").(uint64); ok && n == 1 {
 		fmt.Fprintln(e.stdout, "    warning: only your own uid is mapped; add ranges to /etc/subuid and /etc/subgid")
+	}
+	if info, err := c.HostInfo(e.ctx); err == nil {
+		keys := make([]string, 0, len(info))
+		for k := range info {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(e.stdout, "  %s: %s\n", k, info[k])
+		}
 	}
 	fmt.Fprintf(e.stdout, "store:\n  graphDriverName: %v\n  graphRoot: %v\n  containerStateDir: %v\n", v("StorageDriver"), v("GraphRoot"), v("StateDir"))
 	fmt.Fprintf(e.stdout, "version:\n  client: %s\n  service: %v\n  apiVersion: %v\n", Version, v("Version"), v("APIVersion"))

@@ -421,6 +421,13 @@ func (c *Client) DisconnectNetwork(ctx context.Context, path godbus.ObjectPath, 
 	return c.call(ctx, c.container(path), ContainerIface, "DisconnectNetwork", []any{network})
 }
 
+// HostInfo reports what the machine lets containers have.
+func (c *Client) HostInfo(ctx context.Context) (map[string]string, error) {
+	var info map[string]string
+	err := c.call(ctx, c.mgr, ManagerInterface, "HostInfo", nil, &info)
+	return info, err
+}
+
 // NetworkSummary is one row of ListNetworks.
 type NetworkSummary struct {
 	Name, Subnet, Gateway, Bridge string

@@ -387,6 +387,10 @@ func TestNetworkBadInput(t *testing.T) {
 	if after := s.mustPelagos(t, "ps", "-a", "-q"); after != before {
 		t.Errorf("bad network options left containers: %q → %q", before, after)
 	}
+	// info says the same, before anything is tried.
+	if out := s.mustPelagos(t, "info"); !strings.Contains(out, "network.root: unavailable: root networking needs pelagos-privhelper") || !strings.Contains(out, "network.pasta: available") {
+		t.Errorf("info without a system bus:\n%s", out)
+	}
 }
 
 // TestPastaReleasedOnEveryPath: 200 runs with a published port leave no

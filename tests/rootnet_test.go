@@ -218,6 +218,9 @@ func TestRootNetworking(t *testing.T) {
 	withBusybox(t, s)
 	links := hostLinks(t)
 
+	if out := s.mustPelagos(t, "info"); !strings.Contains(out, "network.root: available through pelagos-privhelper") {
+		t.Errorf("info with the helper reachable:\n%s", out)
+	}
 	s.mustPelagos(t, "network", "create", "--subnet", "10.89.77.0/24", "devnet")
 	if out := s.mustPelagos(t, "network", "ls"); !strings.Contains(out, "devnet") || !strings.Contains(out, "10.89.77.0/24") {
 		t.Fatalf("network ls:\n%s", out)
