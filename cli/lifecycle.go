@@ -479,7 +479,20 @@ type inspectNetwork struct {
 	IPAddress   any                      `json:"IPAddress"`
 	Gateway     string                   `json:"Gateway"`
 	IPPrefixLen int                      `json:"IPPrefixLen"`
+	MacAddress  string                   `json:"MacAddress,omitempty"`
 	Ports       map[string][]inspectPort `json:"Ports"`
+	// Networks are a bridge container's networks, by name, as podman's.
+	Networks map[string]inspectEndpoint `json:"Networks,omitempty"`
+}
+
+// inspectEndpoint is a container's place on one bridge network.
+type inspectEndpoint struct {
+	NetworkID     string `json:"NetworkID"`
+	IPAddress     string `json:"IPAddress"`
+	IPPrefixLen   int    `json:"IPPrefixLen"`
+	Gateway       string `json:"Gateway"`
+	MacAddress    string `json:"MacAddress"`
+	InterfaceName string `json:"InterfaceName"`
 }
 
 // inspectPort is one host side of a published port.
@@ -548,7 +561,22 @@ func inspectJSON(p map[string]godbus.Variant) inspectOutput {
 		Mounts:  []inspectMount{},
 		Network: inspectNetwork{IPAddress: v("IPAddress"), Ports: portMap(containerPorts(p))},
 	}
-	if ip, _ := v("IPAddress").(string); ip != "" {
+	var leases []struct{ Network, Ifname, Address, Gateway, MAC string }
+	if n, ok := p["Networks"]; ok {
+		n.Store(&leases)
+	}
+	for i, l := range leases {
+		ip, bits, _ := strings.Cut(l.Address, "/")
+		n, _ := strconv.Atoi(bits)
+		if out.Network.Networks == nil {
+			out.Network.Networks = map[string]inspectEndpoint{}
+		}
+		out.Network.Networks[l.Network] = inspectEndpoint{NetworkID: l.Network, IPAddress: ip, IPPrefixLen: n, Gateway: l.Gateway, MacAddress: l.MAC, InterfaceName: l.Ifname}
+		if i == 0 {
+			out.Network.Gateway, out.Network.IPPrefixLen, out.Network.MacAddress = l.Gateway, n, l.MAC
+		}
+	}
+	if ip, _ := v("IPAddress").(string); ip != "" && len(leases) == 0 {
 		out.Network.Gateway, out.Network.IPPrefixLen = "10.0.2.2", 24
 	}
 	if h, _ := v("Health").(string); h != "" {

@@ -99,6 +99,7 @@ func (c *ctr) export() error {
 		"NetworkMode":         {Value: r.Network.Mode.String(), Emit: prop.EmitTrue},
 		"UsernsMode":          constProp(r.UserNS.String()),
 		"IPAddress":           {Value: r.ipAddress(), Emit: prop.EmitTrue},
+		"Networks":            {Value: leaseRows(r.Bridge.Leases), Emit: prop.EmitTrue},
 		"Ports":               constProp(portRows(r.Network.Ports)),
 		"Warnings":            constProp(r.warnings()),
 		"Labels":              constProp(nonNilMap(r.Labels)),
@@ -135,6 +136,7 @@ func (c *ctr) publishLocked() {
 	set("FinishedAt", usec(r.FinishedAt))
 	set("Error", r.Error)
 	set("IPAddress", r.ipAddress())
+	set("Networks", leaseRows(r.Bridge.Leases))
 	// State last: a client that reacts to it sees the other values set.
 	set("State", r.State)
 	c.m.emit("ContainerStateChanged", c.obj.Path, r.ID, r.State, int32(r.ExitCode))

@@ -43,6 +43,18 @@ type bridgeLease struct {
 	MAC     string `json:"mac"`
 }
 
+// leaseRow is one row of the Networks property: network, interface,
+// address (CIDR), gateway, MAC address.
+type leaseRow struct{ Network, Ifname, Address, Gateway, MAC string }
+
+func leaseRows(ls []bridgeLease) []leaseRow {
+	rows := []leaseRow{}
+	for _, l := range ls {
+		rows = append(rows, leaseRow{l.Network, l.Ifname, l.Address, l.Gateway, l.MAC})
+	}
+	return rows
+}
+
 // IP is the lease's address without its prefix length.
 func (l bridgeLease) IP() string {
 	ip, _, _ := strings.Cut(l.Address, "/")
@@ -454,5 +466,6 @@ func (c *ctr) publishNetworkLocked() {
 	}
 	if c.obj != nil {
 		c.obj.Props.SetMust(pdbus.ContainerIface, "NetworkMode", c.rec.Network.Mode.String())
+		c.obj.Props.SetMust(pdbus.ContainerIface, "Networks", leaseRows(c.rec.Bridge.Leases))
 	}
 }

@@ -238,6 +238,10 @@ func TestRootNetworking(t *testing.T) {
 	if ip := strings.TrimSpace(s.mustPelagos(t, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", "web1")); ip != "10.89.77.50" {
 		t.Errorf("--ip 10.89.77.50: inspect says %q", ip)
 	}
+	if out := strings.TrimSpace(s.mustPelagos(t, "inspect", "--format",
+		"{{.NetworkSettings.Networks.devnet.IPAddress}}/{{.NetworkSettings.Networks.devnet.IPPrefixLen}} {{.NetworkSettings.Networks.devnet.Gateway}} {{.NetworkSettings.Gateway}}", "web1")); out != "10.89.77.50/24 10.89.77.1 10.89.77.1" {
+		t.Errorf("inspect NetworkSettings.Networks.devnet: %q", out)
+	}
 	// web2 knows web1 by name, and reaches it across the bridge.
 	hosts := s.mustPelagos(t, "exec", "web2", "cat", "/etc/hosts")
 	if !regexp.MustCompile(`(?m)^10\.89\.77\.50\s+web1$`).MatchString(hosts) {
