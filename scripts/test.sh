@@ -39,5 +39,13 @@ go test -count=1 -timeout 10m -v ./tests/privhelper/ 2>&1 | tee -a "$integ"
 set -e
 passed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- PASS' || true)
 failed=$(cat "$unit" "$integ" | grep -c -E '^\s*--- FAIL' || true)
-echo "tests: $passed passed, $failed failed"
+skipped=$(cat "$unit" "$integ" | grep -c -E '^\s*--- SKIP' || true)
+# A suite that skipped itself (no root, no user namespaces) must not
+# look like a pass.
+integ_ran=$(grep -c -E '^\s*--- PASS' "$integ" || true)
+if [ "$integ_ran" -eq 0 ]; then
+	echo "error: no integration test passed: they did not run (see above)"
+	integ_rc=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ $unit_rc -eq 0 ] && [ $integ_rc -eq 0 ]
