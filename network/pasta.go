@@ -44,11 +44,15 @@ func PastaVersion() string {
 	return ""
 }
 
+// CanRemapUDP reports whether a pasta of this version (PastaVersion)
+// forwards UDP to a container port other than the host port.
+func CanRemapUDP(version string) bool { return version >= "2023_12" }
+
 // CheckUDPRemap refuses UDP ports published on another container port
 // when pasta is too old to forward them: Debian 12's pasta (2023-03)
 // drops such datagrams silently, which is worse than a clear error.
 func CheckUDPRemap(ports []PortMapping, version string) error {
-	if version >= "2023_12" {
+	if CanRemapUDP(version) {
 		return nil
 	}
 	for _, p := range ports {
@@ -57,21 +61,6 @@ func CheckUDPRemap(ports []PortMapping, version string) error {
 		}
 	}
 	return nil
-}
-
-// KeepUDPPorts gives a UDP port without a host port the container port's
-// number, where a user may publish it, when this pasta (version) cannot
-// forward UDP to another port.
-func KeepUDPPorts(ports []PortMapping, version string) {
-	if version >= "2023_12" {
-		return
-	}
-	min := UnprivilegedPortStart()
-	for i := range ports {
-		if p := &ports[i]; p.Proto == "udp" && p.HostPort == 0 && int(p.CtrPort) >= min {
-			p.HostPort = p.CtrPort
-		}
-	}
 }
 
 func orUnknown(v string) string {
@@ -227,34 +216,32 @@ func UnprivilegedPortStart() int {
 	return n
 }
 
+// HostPortRules say what the host side of published ports may be.
+type HostPortRules struct {
+	// Privileged lets host ports below ip_unprivileged_port_start
+	// through, for a publisher that checks them itself
+	// (pelagos-privhelper, with its stricter polkit action).
+	Privileged bool
+	// SameUDP gives a UDP port with no host port the container port's
+	// number where a user may bind it (for a pasta that cannot move UDP
+	// to another port, see CanRemapUDP).
+	SameUDP bool
+}
+
 // PrepareHostPorts checks the host side of published ports: a fixed
-// port must be one a user may bind, and a missing one (-p CTRPORT) gets
-// a free port chosen now.
-func PrepareHostPorts(ports []PortMapping) error {
+// port must be one the publisher may bind, and a missing one (-p
+// CTRPORT) gets a port chosen now, a free one unless SameUDP applies.
+func PrepareHostPorts(ports []PortMapping, r HostPortRules) error {
 	min := UnprivilegedPortStart()
 	for i := range ports {
 		p := &ports[i]
+		if p.HostPort == 0 && r.SameUDP && p.Proto == "udp" && int(p.CtrPort) >= min {
+			p.HostPort = p.CtrPort
+		}
 		if p.HostPort != 0 {
-			if int(p.HostPort) < min {
+			if !r.Privileged && int(p.HostPort) < min {
 				return fmt.Errorf("%w: host port %d is below %d (net.ipv4.ip_unprivileged_port_start), which only root may publish: use a port of %d or more, or root networking (pelagos-privhelper)", ErrInvalid, p.HostPort, min, min)
 			}
-			continue
-		}
-		port, err := freePort(p.HostIP, p.Proto)
-		if err != nil {
-			return fmt.Errorf("choose a host port for %d/%s: %w", p.CtrPort, p.Proto, err)
-		}
-		p.HostPort = port
-	}
-	return nil
-}
-
-// ChooseHostPorts fills in a free host port where none was given, for
-// ports another party (pelagos-privhelper) publishes and checks.
-func ChooseHostPorts(ports []PortMapping) error {
-	for i := range ports {
-		p := &ports[i]
-		if p.HostPort != 0 {
 			continue
 		}
 		port, err := freePort(p.HostIP, p.Proto)

@@ -129,7 +129,7 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 		}
 		// Ports below 1024 are the helper's to allow (a stricter polkit
 		// action); only the free ones are chosen here.
-		if err := network.ChooseHostPorts(nc.Ports); err != nil {
+		if err := network.PrepareHostPorts(nc.Ports, network.HostPortRules{Privileged: true}); err != nil {
 			return netConfig{}, invalid(err)
 		}
 		return nc, nil
@@ -144,19 +144,18 @@ func (m *Manager) parseNetwork(cfg pdbus.ContainerConfig) (netConfig, error) {
 			m.pastaWarnOnce.Do(func() { m.log.Warn("no pasta networking", "why", why) })
 		}
 	}
-	if nc.Mode.Kind == network.Pasta && len(nc.Ports) > 0 {
-		m.pastaVersionOnce.Do(func() { m.pastaVersion = network.PastaVersion() })
-		// A pasta that cannot move UDP to another port gets, for a UDP
-		// port with no host port given (-p 53/udp, -P), the same number.
-		network.KeepUDPPorts(nc.Ports, m.pastaVersion)
+	if len(nc.Ports) == 0 {
+		return nc, nil
 	}
-	if err := network.PrepareHostPorts(nc.Ports); err != nil {
+	// A pasta that cannot move UDP to another port gets, for a UDP port
+	// with no host port given (-p 53/udp, -P), the same number.
+	m.pastaVersionOnce.Do(func() { m.pastaVersion = network.PastaVersion() })
+	rules := network.HostPortRules{SameUDP: !network.CanRemapUDP(m.pastaVersion)}
+	if err := network.PrepareHostPorts(nc.Ports, rules); err != nil {
 		return netConfig{}, invalid(err)
 	}
-	if nc.Mode.Kind == network.Pasta && len(nc.Ports) > 0 {
-		if err := network.CheckUDPRemap(nc.Ports, m.pastaVersion); err != nil {
-			return netConfig{}, invalid(err)
-		}
+	if err := network.CheckUDPRemap(nc.Ports, m.pastaVersion); err != nil {
+		return netConfig{}, invalid(err)
 	}
 	return nc, nil
 }
