@@ -12,6 +12,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pelagos-containers/pelagos/container"
+	"github.com/pelagos-containers/pelagos/images"
 	"github.com/pelagos-containers/pelagos/network"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -66,13 +67,26 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	if err != nil {
 		return nil, err
 	}
+	// The image is read once, after the options that need no image are
+	// checked, or here already when -P needs its EXPOSE list.
+	var (
+		img         images.Image
+		icfg        *imgspecv1.Image
+		imageHealth *images.Healthcheck
+	)
+	readImage := func() error {
+		if icfg != nil {
+			return nil
+		}
+		img, icfg, imageHealth, err = m.runImage(ctx, cfg.Image)
+		return err
+	}
 	if cfg.PublishAll {
 		// -P: every port the image EXPOSEs, each on a free host port.
-		exposed, err := m.exposedPorts(ctx, cfg.Image)
-		if err != nil {
+		if err := readImage(); err != nil {
 			return nil, err
 		}
-		cfg.Publish = append(append([]string(nil), cfg.Publish...), exposed...)
+		cfg.Publish = append(append([]string(nil), cfg.Publish...), exposedPorts(icfg.Config)...)
 	}
 	netcfg, err := m.parseNetwork(cfg)
 	if err != nil {
@@ -90,12 +104,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	} else if err := m.cgroups.check(res); err != nil {
 		return nil, err
 	}
-	img, err := m.store.Resolve(cfg.Image)
-	if err != nil {
-		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", cfg.Image)
-	}
-	icfg, imageHealth, err := m.store.RunConfig(ctx, img.ID)
-	if err != nil {
+	if err := readImage(); err != nil {
 		return nil, err
 	}
 	args := commandLine(icfg.Config, cfg)
@@ -147,7 +156,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	}
 	// An automatic id range is chosen under the same lock, so that two
 	// creates cannot take the same one.
-	userns, err := m.parseUserNS(cfg, m.autoRangesLocked())
+	userns, err := m.parseUserNS(cfg, m.autoRangesLocked)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -185,15 +194,13 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 		os.RemoveAll(dir)
 		m.store.DeleteLayer(id)
 	}
-	// A user name the image lacks is refused now, not when it starts.
-	if userns.KeepID == nil && container.NamedUser(userSpec) {
-		if err := m.checkUser(id, userSpec); err != nil {
+	// A -u name the image lacks is refused now, not when it starts. (The
+	// image's own USER is left to the start: checking it would mount the
+	// root filesystem on every run of such an image.)
+	if userns.KeepID == nil && container.NamedUser(cfg.User) {
+		if err := m.checkUser(id, cfg.User); err != nil {
 			cleanup()
-			flag := "-u/--user"
-			if cfg.User == "" {
-				flag = "the image's USER"
-			}
-			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "%s %s: %v: use a name from the image's /etc/passwd, or UID[:GID]", flag, userSpec, err)
+			return nil, pdbus.Errorf(pdbus.ErrInvalidArgument, "-u/--user %s: %v: use a name from the image's /etc/passwd, or UID[:GID]", cfg.User, err)
 		}
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -229,18 +236,21 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 	return c, nil
 }
 
+// runImage finds the image a container is made from and reads what a
+// run needs of it: its configuration and HEALTHCHECK.
+func (m *Manager) runImage(ctx context.Context, name string) (images.Image, *imgspecv1.Image, *images.Healthcheck, error) {
+	img, err := m.store.Resolve(name)
+	if err != nil {
+		return img, nil, nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: load it with `pelagos load -i ARCHIVE` or `pelagos import ROOTFS.tar NAME`, and see `pelagos images`", name)
+	}
+	icfg, health, err := m.store.RunConfig(ctx, img.ID)
+	return img, icfg, health, err
+}
+
 // exposedPorts lists the image's EXPOSE entries as -p specs (CTRPORT/PROTO).
-func (m *Manager) exposedPorts(ctx context.Context, image string) ([]string, error) {
-	img, err := m.store.Resolve(image)
-	if err != nil {
-		return nil, pdbus.Errorf(pdbus.ErrNoSuchImage, "%s: image not known locally: pull or load it first", image)
-	}
-	icfg, _, err := m.store.RunConfig(ctx, img.ID)
-	if err != nil {
-		return nil, err
-	}
+func exposedPorts(cfg imgspecv1.ImageConfig) []string {
 	var out []string
-	for p := range icfg.Config.ExposedPorts {
+	for p := range cfg.ExposedPorts {
 		port, proto, _ := strings.Cut(p, "/")
 		if proto == "" {
 			proto = "tcp"
@@ -248,7 +258,7 @@ func (m *Manager) exposedPorts(ctx context.Context, image string) ([]string, err
 		out = append(out, port+"/"+proto)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }
 
 // checkUser resolves a user name in the container's root filesystem.

@@ -55,15 +55,15 @@ func (u usernsConfig) Private() bool { return len(u.UIDMap) > 0 }
 func (u usernsConfig) String() string {
 	switch u.Mode {
 	case usernsAuto:
-		return fmt.Sprintf("auto:size=%d", MappedSize(u.UIDMap))
+		return fmt.Sprintf("auto:size=%d", mappedSize(u.UIDMap))
 	case usernsMap:
 		return "private"
 	}
 	return u.Mode
 }
 
-// MappedSize is the number of ids maps cover.
-func MappedSize(maps []container.IDMapping) uint64 {
+// mappedSize is the number of ids maps cover.
+func mappedSize(maps []container.IDMapping) uint64 {
 	var n uint64
 	for _, m := range maps {
 		n += uint64(m.Size)
@@ -82,8 +82,9 @@ func rootID(maps []container.IDMapping) (uint32, bool) {
 }
 
 // parseUserNS turns --userns, --uidmap and --gidmap into a config. used
-// lists the service ids other containers' automatic ranges hold.
-func (m *Manager) parseUserNS(cfg pdbus.ContainerConfig, used [][2]uint32) (usernsConfig, error) {
+// lists the service ids other containers' automatic ranges hold; it is
+// asked only for --userns=auto.
+func (m *Manager) parseUserNS(cfg pdbus.ContainerConfig, used func() [][2]uint32) (usernsConfig, error) {
 	mode, opts, _ := strings.Cut(cfg.UserNS, ":")
 	bad := func(format string, a ...any) (usernsConfig, error) {
 		return usernsConfig{}, pdbus.Errorf(pdbus.ErrInvalidArgument, format, a...)
@@ -118,7 +119,7 @@ func (m *Manager) parseUserNS(cfg pdbus.ContainerConfig, used [][2]uint32) (user
 			}
 			size = uint32(n)
 		}
-		base, ok := findFree(m.serviceIDs(m.ns.UIDMap), used, size)
+		base, ok := findFree(m.serviceIDs(m.ns.UIDMap), used(), size)
 		if !ok {
 			return bad("--userns auto: no free range of %d ids is left among your %d subordinate ids: remove containers that use --userns=auto, or ask for a smaller one with auto:size=N", size, rootless.MappedCount(m.ns.UIDMap)-1)
 		}
