@@ -157,7 +157,7 @@ func (c *ctr) recover() {
 		c.startHealth()
 		if len(r.Bridge.Leases) > 0 {
 			// Its names go back into the other containers' /etc/hosts.
-			c.m.hosts.set(r.ID, c.bridgeHostsEntry(c.hostsEntry()))
+			c.m.hosts.set(r.ID, c.bridgeHostsEntry())
 		}
 		return
 	}

@@ -206,15 +206,8 @@ func (c *ctr) launchPasta(ctx context.Context, pid int) {
 	case network.Bridge:
 		done := make(chan error, 1)
 		c.pastaLaunch = done
-		hosts := c.hostsEntry()
-		go func() { done <- c.startBridge(ctx, pid, hosts) }()
+		go func() { done <- c.startBridge(ctx, pid) }()
 	}
-}
-
-// hostsEntry is the container's part of the bridge networks' names,
-// before its addresses are known.
-func (c *ctr) hostsEntry() hostsEntry {
-	return hostsEntry{name: c.rec.Name, file: filepath.Join(c.dir, "hosts"), base: c.etcHosts(), links: c.rec.Network.Links}
 }
 
 // joinPasta waits for launchPasta and returns its outcome.
@@ -356,6 +349,14 @@ func (c *ctr) etcHosts() string {
 		}
 		if hostIP != "" {
 			fmt.Fprintf(&b, "%s\thost.containers.internal host.docker.internal\n", hostIP)
+		}
+	case network.Bridge:
+		// Its own address once the helper gave one; the host is the
+		// gateway, its side of the bridge.
+		if ls := c.rec.Bridge.Leases; len(ls) > 0 {
+			fmt.Fprintf(&b, "%s\t%s\n%s\thost.containers.internal host.docker.internal\n", ls[0].IP(), h, ls[0].Gateway)
+		} else {
+			fmt.Fprintf(&b, "127.0.1.1\t%s\n", h)
 		}
 	default:
 		fmt.Fprintf(&b, "127.0.1.1\t%s\n", h)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -93,15 +94,6 @@ func (p *privhelper) drop(c *client.Client) {
 	}
 }
 
-func (p *privhelper) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn != nil {
-		p.conn.Close()
-		p.conn = nil
-	}
-}
-
 // call runs f with a helper connection and turns the helper's errors into
 // the service's named errors, keeping its one-line message.
 func (p *privhelper) call(ctx context.Context, f func(*client.Client) error) error {
@@ -178,7 +170,7 @@ func (m *Manager) checkBridge(ctx context.Context, mode network.Mode, defaultSub
 // process (pid) into its networks and publishes its ports. It runs in
 // the background while the child prepares its root filesystem (see
 // launchPasta); on failure it undoes what it made.
-func (c *ctr) startBridge(ctx context.Context, pid int, hosts hostsEntry) error {
+func (c *ctr) startBridge(ctx context.Context, pid int) error {
 	fail := func(err error) error {
 		c.stopBridgeLocked()
 		var pe *pdbus.Error
@@ -224,22 +216,16 @@ func (c *ctr) startBridge(ctx context.Context, pid int, hosts hostsEntry) error 
 		}
 		c.rec.Bridge.Forwards = append(c.rec.Bridge.Forwards, id)
 	}
-	c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(hosts))
+	c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry())
 	return nil
 }
 
-// bridgeHostsEntry completes e with the addresses of the container's
-// leases: its own name points at its primary address, and the host's
-// names at the gateway, the host's side of the bridge.
-func (c *ctr) bridgeHostsEntry(e hostsEntry) hostsEntry {
-	e.nets = map[string]string{}
+// bridgeHostsEntry is the container's part of the bridge networks'
+// names, with the addresses of its leases.
+func (c *ctr) bridgeHostsEntry() hostsEntry {
+	e := hostsEntry{name: c.rec.Name, file: filepath.Join(c.dir, "hosts"), base: c.etcHosts(), links: c.rec.Network.Links, nets: map[string]string{}}
 	for _, l := range c.rec.Bridge.Leases {
 		e.nets[l.Network] = l.IP()
-	}
-	if len(c.rec.Bridge.Leases) > 0 {
-		p := c.rec.Bridge.Leases[0]
-		e.base = strings.Replace(e.base, "127.0.1.1\t", p.IP()+"\t", 1) +
-			p.Gateway + "\thost.containers.internal host.docker.internal\n"
 	}
 	return e
 }
@@ -400,7 +386,7 @@ func (c *ctr) connectNetwork(name, ip string) error {
 		c.rec.Bridge.Leases = append(c.rec.Bridge.Leases, bridgeLease{
 			ID: l.ID, Network: name, Address: l.Address.String(), Gateway: l.Gateway.String(), Ifname: l.Ifname, MAC: l.MAC,
 		})
-		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(c.hostsEntry()))
+		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry())
 	}
 	c.rec.Network.Mode.Networks = append(append([]string(nil), mode.Networks...), name)
 	c.publishNetworkLocked()
@@ -437,7 +423,7 @@ func (c *ctr) disconnectNetwork(name string) error {
 			return err
 		}
 		c.rec.Bridge.Leases = append(c.rec.Bridge.Leases[:i:i], c.rec.Bridge.Leases[i+1:]...)
-		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry(c.hostsEntry()))
+		c.m.hosts.set(c.rec.ID, c.bridgeHostsEntry())
 		break
 	}
 	nets := append([]string(nil), mode.Networks[:idx]...)
