@@ -171,16 +171,30 @@ func LogSink() *os.File {
 }
 
 // SendLog asks the outer process to copy the pipe r (the read end of a
-// container's stdout or stderr) into the log at path.
-func SendLog(sink *os.File, path, stream string, r *os.File) error {
-	return sendLog(sink, logRequest{Path: path, Stream: stream}, int(r.Fd()))
-}
-
-// SendTeeLog is SendLog that also writes the output to tee (the client's
-// own stdout or stderr) as it comes; the outer process answers id on the
-// sink when the copy has ended (ReadLogDone).
-func SendTeeLog(sink *os.File, path, stream string, r, tee *os.File, id uint64) error {
-	return sendLog(sink, logRequest{Path: path, Stream: stream, ID: id}, int(r.Fd()), int(tee.Fd()))
+// container's stdout or stderr) into the log at path. With tee (the
+// client's own stdout or stderr) every byte also goes there as it comes,
+// and the outer process answers id on the sink when the copy has ended
+// (ReadLogDone); id must then not be 0.
+func SendLog(sink *os.File, path, stream string, r, tee *os.File, id uint64) error {
+	req, fds := logRequest{Path: path, Stream: stream}, []int{int(r.Fd())}
+	if tee != nil {
+		req.ID, fds = id, append(fds, int(tee.Fd()))
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	rights := unix.UnixRights(fds...)
+	for {
+		err = unix.Sendmsg(int(sink.Fd()), b, rights, nil, 0)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hand %s of a container to the log writer: %w", stream, err)
+	}
+	return nil
 }
 
 // ReadLogDone reads the next copy-ended answer from the sink; it fails
@@ -203,23 +217,4 @@ func ReadLogDone(sink *os.File) (uint64, error) {
 			return d.Done, nil
 		}
 	}
-}
-
-func sendLog(sink *os.File, req logRequest, fds ...int) error {
-	stream := req.Stream
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	rights := unix.UnixRights(fds...)
-	for {
-		err = unix.Sendmsg(int(sink.Fd()), b, rights, nil, 0)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("hand %s of a container to the log writer: %w", stream, err)
-	}
-	return nil
 }

@@ -26,84 +26,56 @@ func parseLogDriver(s string) (string, error) {
 	return "", pdbus.Errorf(pdbus.ErrInvalidArgument, "--log-driver %q: use k8s-file (the default), passthrough or none", s)
 }
 
-// logStdio makes the stdio of a run whose output goes to the container's
-// log: stdin from /dev/null, stdout and stderr through pipes whose read
-// ends the outer process copies into the log as CRI records, stream by
-// stream (see ctrlog). Without an outer process this service copies
-// them. release closes the service's copies once the container has its
-// own.
+// logStdio makes the stdio of a detached run: stdin from /dev/null,
+// and stdout and stderr into the container's log (logPipes), or nowhere
+// under --log-driver none/passthrough. release closes the service's
+// copies once the container has its own.
 func (c *ctr) logStdio() (stdio container.Stdio, release func(), err error) {
 	stdin, err := os.Open(os.DevNull)
 	if err != nil {
 		return stdio, nil, err
 	}
-	var mine []*os.File
-	release = func() {
-		for _, f := range mine {
-			f.Close()
-		}
-	}
-	mine = append(mine, stdin)
-	stdio.Stdin = stdin
 	if c.rec.LogDriver != "" {
-		// Nothing is kept: the output goes nowhere.
 		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		if err != nil {
-			release()
+			stdin.Close()
 			return stdio, nil, err
 		}
-		mine = append(mine, devnull)
-		stdio.Stdout, stdio.Stderr = devnull, devnull
-		return stdio, release, nil
+		return container.Stdio{Stdin: stdin, Stdout: devnull, Stderr: devnull}, func() { stdin.Close(); devnull.Close() }, nil
 	}
-	for _, stream := range []string{ctrlog.Stdout, ctrlog.Stderr} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			release()
-			return stdio, nil, fmt.Errorf("create %s pipe: %w", stream, err)
-		}
-		mine = append(mine, w)
-		if stream == ctrlog.Stdout {
-			stdio.Stdout = w
-		} else {
-			stdio.Stderr = w
-		}
-		if c.m.logSink != nil {
-			err = rootless.SendLog(c.m.logSink, c.logPath(), stream, r)
-			r.Close()
-			if err != nil {
-				release()
-				return stdio, nil, err
-			}
-			continue
-		}
-		go func(stream string) {
-			defer r.Close()
-			f, err := os.OpenFile(c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				c.m.log.Warn("open log", "id", c.rec.ID, "err", err)
-				ctrlog.Copy(discard{}, r, stream, time.Now)
-				return
-			}
-			defer f.Close()
-			ctrlog.Copy(f, r, stream, time.Now)
-		}(stream)
+	stdout, stderr, releasePipes, _, err := c.logPipes(nil)
+	if err != nil {
+		stdin.Close()
+		return stdio, nil, err
 	}
-	return stdio, release, nil
+	return container.Stdio{Stdin: stdin, Stdout: stdout, Stderr: stderr}, func() { stdin.Close(); releasePipes() }, nil
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 // teeStdio makes the stdio of a run attached to a client (StartWithStdio):
-// stdin is the client's, and stdout and stderr go through pipes whose
-// output reaches the client's files as it comes and the container's log
-// as well, so `pelagos logs` shows a foreground run too. release closes
-// the service's copies once the container has its own; drained waits, at
-// most limit, until both copies have ended, so that a client that exits
-// when the container does has seen all of its output.
+// stdin is the client's, and stdout and stderr reach the client's files
+// as they come and the container's log as well (logPipes), so `pelagos
+// logs` shows a foreground run too; --log-driver passthrough or none
+// hand the client's files over as they are. drained waits, at most
+// limit, until the output has arrived, so that a client that exits when
+// the container does has seen all of it.
 func (c *ctr) teeStdio(client container.Stdio) (stdio container.Stdio, release func(), drained func(limit time.Duration), err error) {
+	if c.rec.LogDriver != "" {
+		return client, func() {}, func(time.Duration) {}, nil
+	}
+	stdout, stderr, release, drained, err := c.logPipes(&client)
+	if err != nil {
+		return stdio, nil, nil, err
+	}
+	return container.Stdio{Stdin: client.Stdin, Stdout: stdout, Stderr: stderr}, release, drained, nil
+}
+
+// logPipes makes the container's stdout and stderr: pipes whose read
+// ends the outer process copies into the log as CRI records, stream by
+// stream (see ctrlog), and, with tee, to tee's Stdout and Stderr as the
+// bytes come. Without an outer process this service copies them.
+// release closes the service's write ends; drained waits, at most
+// limit, until both copies have ended (it knows of tee copies only).
+func (c *ctr) logPipes(tee *container.Stdio) (stdout, stderr *os.File, release func(), drained func(limit time.Duration), err error) {
 	var mine []*os.File
 	release = func() {
 		for _, f := range mine {
@@ -122,60 +94,80 @@ func (c *ctr) teeStdio(client container.Stdio) (stdio container.Stdio, release f
 			}
 		}
 	}
-	stdio.Stdin = client.Stdin
-	if c.rec.LogDriver != "" {
-		// passthrough and none: straight to the caller, unlogged.
-		stdio.Stdout, stdio.Stderr = client.Stdout, client.Stderr
-		return stdio, release, drained, nil
-	}
-	for _, s := range []struct {
-		stream string
-		to     *os.File
-		pipe   **os.File
-	}{{ctrlog.Stdout, client.Stdout, &stdio.Stdout}, {ctrlog.Stderr, client.Stderr, &stdio.Stderr}} {
+	for _, stream := range []string{ctrlog.Stdout, ctrlog.Stderr} {
 		r, w, err := os.Pipe()
 		if err != nil {
 			release()
-			return stdio, nil, nil, fmt.Errorf("create %s pipe: %w", s.stream, err)
+			return nil, nil, nil, nil, fmt.Errorf("create %s pipe: %w", stream, err)
 		}
 		mine = append(mine, w)
-		*s.pipe = w
+		if stream == ctrlog.Stdout {
+			stdout = w
+		} else {
+			stderr = w
+		}
+		var to *os.File
+		if tee != nil {
+			to = tee.Stdout
+			if stream == ctrlog.Stderr {
+				to = tee.Stderr
+			}
+		}
 		done := make(chan struct{})
-		dones = append(dones, done)
 		if c.m.logSink != nil {
-			id := c.m.logDone.add(done)
-			err = rootless.SendTeeLog(c.m.logSink, c.logPath(), s.stream, r, s.to, id)
+			var id uint64
+			if to != nil {
+				id = c.m.logDone.add(done)
+				dones = append(dones, done)
+			}
+			err = rootless.SendLog(c.m.logSink, c.logPath(), stream, r, to, id)
 			r.Close()
 			if err != nil {
 				c.m.logDone.forget(id)
 				release()
-				return stdio, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			continue
 		}
 		// No outer process: copy here, to a copy of the client's file
 		// that outlives the call.
-		to, err := dupFile(s.to)
-		if err != nil {
-			r.Close()
-			release()
-			return stdio, nil, nil, err
-		}
-		go func(stream string) {
-			defer close(done)
-			defer r.Close()
-			defer to.Close()
-			f, err := os.OpenFile(c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				io.Copy(to, r)
-				return
+		if to != nil {
+			if to, err = dupFile(to); err != nil {
+				r.Close()
+				release()
+				return nil, nil, nil, nil, err
 			}
-			defer f.Close()
-			ctrlog.Copy(f, io.TeeReader(r, to), stream, time.Now)
-		}(s.stream)
+			dones = append(dones, done)
+		}
+		go c.copyToLog(stream, r, to, done)
 	}
-	return stdio, release, drained, nil
+	return stdout, stderr, release, drained, nil
 }
+
+// copyToLog is the service's own copier, for when there is no outer
+// process: it appends r to the log (and, with to, hands every byte to
+// to), then closes r, to and done.
+func (c *ctr) copyToLog(stream string, r, to *os.File, done chan struct{}) {
+	defer close(done)
+	defer r.Close()
+	var src io.Reader = r
+	if to != nil {
+		defer to.Close()
+		src = io.TeeReader(r, to)
+	}
+	f, err := os.OpenFile(c.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		c.m.log.Warn("open log", "id", c.rec.ID, "err", err)
+		ctrlog.Copy(discard{}, src, stream, time.Now)
+		return
+	}
+	defer f.Close()
+	ctrlog.Copy(f, src, stream, time.Now)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func dupFile(f *os.File) (*os.File, error) {
 	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
