@@ -31,8 +31,16 @@ func setupRootfs(spec *Spec) error {
 		return fmt.Errorf("bind rootfs %s: %w", root, err)
 	}
 	if spec.PrivateUserNS {
+		var sources []int
 		var err error
-		if root, err = leaveUserIDs(spec, root); err != nil {
+		root, sources, err = leaveUserIDs(spec, root)
+		// The sources are open until the user's mounts are made.
+		defer func() {
+			for _, fd := range sources {
+				unix.Close(fd)
+			}
+		}()
+		if err != nil {
 			return err
 		}
 	}
@@ -103,23 +111,26 @@ func setupRootfs(spec *Spec) error {
 // and files can only be made by ids the namespace maps: so the root and
 // every mount source are opened first, then the init becomes root of the
 // namespace and goes on through the descriptors. It returns the path the
-// root is reached by from then on.
-func leaveUserIDs(spec *Spec, root string) (string, error) {
+// root is reached by from then on, and the descriptors, for the caller
+// to close once the mounts are made.
+func leaveUserIDs(spec *Spec, root string) (string, []int, error) {
 	if err := unix.Chdir(root); err != nil {
-		return "", fmt.Errorf("enter rootfs: %w", err)
+		return "", nil, fmt.Errorf("enter rootfs: %w", err)
 	}
+	var fds []int
 	open := func(p string) (string, error) {
 		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return "", fmt.Errorf("open %s: %w", p, err)
 		}
+		fds = append(fds, fd)
 		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 	}
 	files := make(map[string]string, len(spec.Files))
 	for t, src := range spec.Files {
 		p, err := open(src)
 		if err != nil {
-			return "", err
+			return "", fds, err
 		}
 		files[t] = p
 	}
@@ -130,23 +141,23 @@ func leaveUserIDs(spec *Spec, root string) (string, error) {
 		}
 		p, err := open(m.Source)
 		if err != nil {
-			return "", fmt.Errorf("bind %s: %w", m.Source, err)
+			return "", fds, fmt.Errorf("bind %s: %w", m.Source, err)
 		}
 		spec.Mounts[i].Source = p
 	}
 	for i, d := range spec.Devices {
 		p, err := open(d.Source)
 		if err != nil {
-			return "", fmt.Errorf("device %s: %w", d.Source, err)
+			return "", fds, fmt.Errorf("device %s: %w", d.Source, err)
 		}
 		spec.Devices[i].Source = p
 	}
 	if err := becomeNamespaceRoot(); err != nil {
-		return "", err
+		return "", fds, err
 	}
 	// The working directory is the root's bind mount: reach it without
 	// walking the user's directories again.
-	return "/proc/self/cwd", nil
+	return "/proc/self/cwd", fds, nil
 }
 
 func setupDev(root string) error {
