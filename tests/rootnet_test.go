@@ -5,14 +5,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pelagos-containers/pelagos/tests/sysbus"
 )
 
 // rootNetRules lets the pelagos group use root networking and the test's
@@ -29,149 +29,48 @@ polkit.addRule(function (action, subject) {
 });
 `
 
-// systemBus is a private system bus with polkitd and the project's
-// privhelper policy and activation file, as a desktop machine has them.
-type systemBus struct {
-	addr  string
-	procs []*exec.Cmd
-	undo  []func()
-}
-
-func (b *systemBus) stop() {
-	for i := len(b.procs) - 1; i >= 0; i-- {
-		b.procs[i].Process.Signal(syscall.SIGTERM)
-		b.procs[i].Wait()
-	}
-	// The helper was started by the bus; it goes with its leases.
-	exec.Command("pkill", "-f", filepath.Join(S.bin, "pelagos-privhelper")).Run()
-	for i := len(b.undo) - 1; i >= 0; i-- {
-		b.undo[i]()
-	}
-}
-
-// startSystemBus builds pelagos-privhelper and starts the bus, polkitd
-// and the polkit policy; t's cleanup undoes it all.
-func startSystemBus(t *testing.T) *systemBus {
+// startSystemBus builds pelagos-privhelper and starts a private system
+// bus with polkitd, the project's bus policy, activation file and polkit
+// actions, and rootNetRules; t's cleanup undoes it all. Runs on the
+// machine take turns with tests/privhelper (sysbus.Lock).
+func startSystemBus(t *testing.T) *sysbus.Bus {
 	t.Helper()
 	for _, p := range []string{"/usr/lib/polkit-1/polkitd", "nft", "ip"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("root networking needs %s: %v (scripts/lib.sh installs it)", p, err)
 		}
 	}
-	b := &systemBus{}
-	t.Cleanup(b.stop)
-	// One root-networking test run at a time on a machine (tests/privhelper
-	// takes the same lock): they share the polkit files and the helper's
-	// nftables table.
-	os.MkdirAll("/usr/share/polkit-1/actions", 0o755)
-	lock, err := os.Open("/usr/share/polkit-1/actions")
+	unlock, err := sysbus.Lock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("lock: %v", err)
-	}
-	b.undo = append(b.undo, func() { lock.Close() })
-	dir := filepath.Join(S.work, "sysbus")
-	services := filepath.Join(dir, "services")
-	if err := os.MkdirAll(services, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(unlock)
 	helper := filepath.Join(S.bin, "pelagos-privhelper")
 	build := exec.Command("go", "build", "-tags", buildTags, "-o", helper, "./cmd/pelagos-privhelper")
 	build.Dir = repoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build pelagos-privhelper: %v: %s", err, out)
 	}
-	state := filepath.Join(dir, "state")
-	svc := fmt.Sprintf("[D-BUS Service]\nName=io.pelagos.PrivHelper1\nExec=%s --state-dir %s --idle-timeout 2s\nUser=root\n", helper, state)
-	if err := os.WriteFile(filepath.Join(services, "io.pelagos.PrivHelper1.service"), []byte(svc), 0o644); err != nil {
+	dir := filepath.Join(S.work, "sysbus")
+	bus, err := sysbus.Start(sysbus.Options{
+		Dir: dir, Root: repoRoot(),
+		HelperExec: fmt.Sprintf("%s --state-dir %s --idle-timeout 2s", helper, filepath.Join(dir, "state")),
+		RulesFile:  "/etc/polkit-1/rules.d/49-pelagos-session-it.rules", Rules: rootNetRules,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	policy := "/usr/share/polkit-1/actions/io.pelagos.privhelper.policy"
-	if _, err := os.Stat(policy); os.IsNotExist(err) {
-		data, err := os.ReadFile(filepath.Join(repoRoot(), "policy", "io.pelagos.privhelper.policy"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.MkdirAll(filepath.Dir(policy), 0o755)
-		if err := os.WriteFile(policy, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		b.undo = append(b.undo, func() { os.Remove(policy) })
-	}
-	rules := "/etc/polkit-1/rules.d/49-pelagos-session-it.rules"
-	os.MkdirAll(filepath.Dir(rules), 0o755)
-	if err := os.WriteFile(rules, []byte(rootNetRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b.undo = append(b.undo, func() { os.Remove(rules) })
-
-	sock := filepath.Join(dir, "system_bus_socket")
-	b.addr = "unix:path=" + sock
-	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>%s</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>%s</servicedir>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <policy user="root">
-    <allow own="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-  <include>%s</include>
-</busconfig>
-`, b.addr, services, filepath.Join(repoRoot(), "policy", "io.pelagos.PrivHelper1.conf"))
-	confFile := filepath.Join(dir, "system.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start := func(env []string, name string, args ...string) {
-		log, err := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		b.procs = append(b.procs, cmd)
-	}
-	start(nil, "dbus-daemon", "--config-file="+confFile, "--nofork", "--nopidfile")
-	if !waitFor(func() bool { _, err := os.Stat(sock); return err == nil }) {
-		t.Fatal("the system bus did not come up")
-	}
-	start([]string{"DBUS_SYSTEM_BUS_ADDRESS=" + b.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
-	if !waitFor(func() bool {
-		out, _ := exec.Command("busctl", "--address="+b.addr, "status", "org.freedesktop.PolicyKit1").CombinedOutput()
-		return strings.Contains(string(out), "PID=")
-	}) {
-		t.Fatal("polkitd did not come up")
-	}
-	return b
+	t.Cleanup(func() {
+		bus.Stop()
+		// The helper was started by the bus; it goes with its leases.
+		exec.Command("pkill", "-f", helper).Run()
+	})
+	return bus
 }
 
 // rootNetSession is a user in group pelagos whose session bus hands the
 // system bus's address to the services it starts, as a login does.
-func rootNetSession(t *testing.T, bus *systemBus, name string) *userSession {
+func rootNetSession(t *testing.T, bus *sysbus.Bus, name string) *userSession {
 	t.Helper()
 	if out, err := exec.Command("sh", "-c", "getent group pelagos >/dev/null || groupadd --system pelagos").CombinedOutput(); err != nil {
 		t.Fatalf("groupadd pelagos: %v: %s", err, out)
@@ -189,7 +88,7 @@ func rootNetSession(t *testing.T, bus *systemBus, name string) *userSession {
 	}
 	t.Cleanup(s.stop)
 	r := s.busctl(t, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-		"UpdateActivationEnvironment", "a{ss}", "1", "DBUS_SYSTEM_BUS_ADDRESS", bus.addr)
+		"UpdateActivationEnvironment", "a{ss}", "1", "DBUS_SYSTEM_BUS_ADDRESS", bus.Addr)
 	if r.Code != 0 {
 		t.Fatalf("set the session's activation environment: %s", r)
 	}

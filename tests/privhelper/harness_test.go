@@ -27,6 +27,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/pelagos-containers/pelagos/privhelper/api"
+	"github.com/pelagos-containers/pelagos/tests/sysbus"
 )
 
 // Test users: pha and phb are in group pelagos (pha may also publish
@@ -42,8 +43,6 @@ const (
 	upPeer   = "172.31.254.2"
 )
 
-var policyDst = "/usr/share/polkit-1/actions/" + filepath.Base("io.pelagos.privhelper.policy")
-
 // env is what TestMain set up.
 type env struct {
 	root     string // module root
@@ -56,9 +55,6 @@ type env struct {
 }
 
 var E env
-
-// policyMarker ends the test's copy of the polkit actions file.
-const policyMarker = "<!-- installed by pelagos tests/privhelper; removed when they end -->"
 
 const testRules = `// pelagos-privhelper integration tests (removed afterwards).
 polkit.addRule(function (action, subject) {
@@ -113,17 +109,12 @@ func setupAndRun(m *testing.M) (int, error) {
 	var u undo
 	defer func() { u.run() }()
 
-	// One run at a time on a machine: two would share the polkit files and
-	// the nftables table. The lock is on the polkit actions directory, which
-	// exists anyway, so no lock file is left behind.
-	lock, err := os.Open(filepath.Dir(policyDst))
+	// One run at a time on a machine (see sysbus.Lock).
+	unlock, err := sysbus.Lock()
 	if err != nil {
 		return 1, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return 1, fmt.Errorf("lock: %w", err)
-	}
+	defer unlock()
 
 	// Holding the lock, any other privhelper-it-* directory is a killed
 	// run's leftover.
@@ -165,29 +156,16 @@ func setupAndRun(m *testing.M) (int, error) {
 	}
 	u.push(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwdWas, 0o644) })
 
-	// polkit: the project's actions (unless the machine has its own copy,
-	// which stays untouched) and the test rule. The copy carries a marker so
-	// that one left by a run that was killed is recognised and removed.
-	if b, err := os.ReadFile(policyDst); os.IsNotExist(err) || bytes.Contains(b, []byte(policyMarker)) {
-		p, err := os.ReadFile(filepath.Join(E.root, "policy/io.pelagos.privhelper.policy"))
-		if err != nil {
-			return 1, err
-		}
-		if err := os.WriteFile(policyDst, append(p, policyMarker+"\n"...), 0o644); err != nil {
-			return 1, err
-		}
-		u.push(func() { os.Remove(policyDst) })
-	}
-	if err := os.WriteFile(rulesDst, []byte(testRules), 0o644); err != nil {
-		return 1, err
-	}
-	u.push(func() { os.Remove(rulesDst) })
-
-	stopBus, err := startBus()
-	u.push(stopBus)
+	bus, err := sysbus.Start(sysbus.Options{
+		Dir: filepath.Join(E.dir, "bus"), Root: E.root,
+		HelperExec: fmt.Sprintf("%s --state-dir %s --idle-timeout 2s", E.helper, E.stateDir),
+		RulesFile:  rulesDst, Rules: testRules,
+	})
 	if err != nil {
 		return 1, err
 	}
+	u.push(bus.Stop)
+	E.busAddr = bus.Addr
 	// Whatever a test left, the helper goes and so does everything it made.
 	u.push(func() {
 		killHelper()
@@ -229,105 +207,6 @@ func ensureUsers() error {
 	exec.Command("gpasswd", "-d", userC, group).Run()
 	return nil
 }
-
-// startBus starts a private system bus whose configuration includes the
-// project's bus policy and activation file, and polkitd on it.
-//
-// System-bus activation normally goes through the setuid
-// dbus-daemon-launch-helper, which reads only the machine's own bus
-// configuration; a private bus therefore leaves <servicehelper> out, and
-// dbus-daemon then starts the service itself, as root (it runs as root).
-func startBus() (func(), error) {
-	busDir := filepath.Join(E.dir, "bus")
-	svcDir := filepath.Join(busDir, "services")
-	if err := os.MkdirAll(svcDir, 0o755); err != nil {
-		return func() {}, err
-	}
-	sock := filepath.Join(busDir, "system_bus_socket")
-	E.busAddr = "unix:path=" + sock
-	in, err := os.ReadFile(filepath.Join(E.root, "policy/io.pelagos.PrivHelper1.service.in"))
-	if err != nil {
-		return func() {}, err
-	}
-	exec := fmt.Sprintf("%s --state-dir %s --idle-timeout 2s", E.helper, E.stateDir)
-	svc := strings.ReplaceAll(string(in), "@libexecdir@/pelagos-privhelper", exec)
-	if err := os.WriteFile(filepath.Join(svcDir, "io.pelagos.PrivHelper1.service"), []byte(svc), 0o644); err != nil {
-		return func() {}, err
-	}
-	conf := fmt.Sprintf(busConf, E.busAddr, svcDir, filepath.Join(E.root, "policy/io.pelagos.PrivHelper1.conf"))
-	confPath := filepath.Join(busDir, "system.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return func() {}, err
-	}
-	var procs []*osProc
-	stop := func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
-	}
-	bus, err := startProc(filepath.Join(E.dir, "dbus.log"), nil, "dbus-daemon", "--config-file="+confPath, "--nofork", "--nopidfile")
-	if err != nil {
-		return stop, err
-	}
-	procs = append(procs, bus)
-	if err := waitFor(5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
-		return stop, fmt.Errorf("system bus socket: %w", err)
-	}
-	pk, err := startProc(filepath.Join(E.dir, "polkitd.log"), []string{"DBUS_SYSTEM_BUS_ADDRESS=" + E.busAddr},
-		"/usr/lib/polkit-1/polkitd", "--no-debug")
-	if err != nil {
-		return stop, err
-	}
-	procs = append(procs, pk)
-	conn, err := dbus.Connect(E.busAddr)
-	if err != nil {
-		return stop, err
-	}
-	defer conn.Close()
-	err = waitFor(10*time.Second, func() bool {
-		var has bool
-		conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.PolicyKit1").Store(&has)
-		return has
-	})
-	if err != nil {
-		return stop, fmt.Errorf("polkitd did not come up (see %s): %w", filepath.Join(E.dir, "polkitd.log"), err)
-	}
-	return stop, nil
-}
-
-// busConf is a system bus configuration in the spirit of the machine's
-// /usr/share/dbus-1/system.conf (deny by default, answers allowed), plus the
-// polkit and project policies.
-const busConf = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>%s</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>%s</servicedir>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <policy user="root">
-    <allow own="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-  <include>%s</include>
-</busconfig>
-`
 
 type osProc struct{ cmd *exec.Cmd }
 
