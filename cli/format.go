@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"text/template"
 	"time"
+
+	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
 
 // newTable writes columns separated by at least two spaces, as podman.
@@ -115,4 +117,43 @@ func printFormatted[T any](e *env, format string, tmpl *template.Template, rows 
 		return exitOK, true
 	}
 	return exitOK, false
+}
+
+// removeEach removes every name, printing each one removed, and returns
+// the exit code podman's rm commands use: 2 when one was refused for
+// being in use (inUse: running, used by a container) without -f, 1 when
+// one failed otherwise.
+func removeEach(e *env, names []string, inUse pdbus.ErrorCode, remove func(name string) error) int {
+	code := exitOK
+	for _, n := range names {
+		if err := remove(n); err != nil {
+			e.callErr(err)
+			code = rmCode(code, err, inUse)
+			continue
+		}
+		fmt.Fprintln(e.stdout, n)
+	}
+	return code
+}
+
+// rmCode folds one failed removal into a removal command's exit code.
+func rmCode(code int, err error, inUse pdbus.ErrorCode) int {
+	if pdbus.CodeOf(err) == inUse {
+		return 2
+	}
+	if code == exitOK {
+		return 1
+	}
+	return code
+}
+
+// printInspect prints inspect output as podman does: an indented JSON
+// array, nothing when empty.
+func printInspect[T any](e *env, out []T) {
+	if len(out) == 0 {
+		return
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "     ")
+	enc.Encode(out)
 }

@@ -321,11 +321,7 @@ func rmiCmd(e *env, args []string) int {
 		removed, err := c.RemoveImage(e.ctx, name, *force)
 		if err != nil {
 			e.callErr(err)
-			if dbus.CodeOf(err) == dbus.ErrImageInUse {
-				code = 2
-			} else if code == exitOK {
-				code = 1
-			}
+			code = rmCode(code, err, dbus.ErrImageInUse)
 			continue
 		}
 		fmt.Fprintf(e.stdout, "Untagged: %s\n", name)

@@ -368,11 +368,7 @@ func inspectCmd(e *env, args []string) int {
 		}
 		return code
 	}
-	if len(out) > 0 {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "     ")
-		enc.Encode(out)
-	}
+	printInspect(e, out)
 	return code
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -99,31 +98,14 @@ func networkCmd(e *env, args []string) int {
 				"containers": r.Containers,
 			})
 		}
-		if len(out) > 0 {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "     ")
-			enc.Encode(out)
-		}
+		printInspect(e, out)
 		return code
 	case "rm", "remove":
 		if fs.NArg() == 0 {
 			e.errorf("\"pelagos network rm\" requires at least 1 argument: pelagos network rm [-f] NAME [NAME...]")
 			return exitFailure
 		}
-		code := exitOK
-		for _, n := range fs.Args() {
-			if err := c.RemoveNetwork(e.ctx, n, *force); err != nil {
-				e.callErr(err)
-				if pdbus.CodeOf(err) == pdbus.ErrNetworkInUse {
-					code = 2
-				} else if code == exitOK {
-					code = 1
-				}
-				continue
-			}
-			fmt.Fprintln(e.stdout, n)
-		}
-		return code
+		return removeEach(e, fs.Args(), pdbus.ErrNetworkInUse, func(n string) error { return c.RemoveNetwork(e.ctx, n, *force) })
 	case "prune":
 		removed, err := c.PruneNetworks(e.ctx)
 		for _, n := range removed {

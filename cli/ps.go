@@ -224,21 +224,8 @@ func rmCmd(e *env, args []string) int {
 			names = append(names, r.ID)
 		}
 	}
-	code := exitOK
-	for _, name := range names {
-		if err := c.RemoveContainer(e.ctx, name, *force); err != nil {
-			e.callErr(err)
-			// podman: 1 no such container, 2 running without -f.
-			if pdbus.CodeOf(err) == pdbus.ErrContainerRunning {
-				code = 2
-			} else if code == exitOK {
-				code = 1
-			}
-			continue
-		}
-		fmt.Fprintln(e.stdout, name)
-	}
-	return code
+	// podman: 1 no such container, 2 running without -f.
+	return removeEach(e, names, pdbus.ErrContainerRunning, func(n string) error { return c.RemoveContainer(e.ctx, n, *force) })
 }
 
 // containerPruneCmd removes every container that is not running.

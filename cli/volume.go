@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -78,31 +77,14 @@ func volumeCmd(e *env, args []string) int {
 			}
 			out = append(out, map[string]any{"Name": r.Name, "Driver": "local", "Mountpoint": r.Path, "Containers": r.Containers})
 		}
-		if len(out) > 0 {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "     ")
-			enc.Encode(out)
-		}
+		printInspect(e, out)
 		return code
 	case "rm", "remove":
 		if fs.NArg() == 0 {
 			e.errorf("\"pelagos volume rm\" requires at least 1 argument: pelagos volume rm [-f] NAME [NAME...]")
 			return exitFailure
 		}
-		code := exitOK
-		for _, n := range fs.Args() {
-			if err := c.RemoveVolume(e.ctx, n, *force); err != nil {
-				e.callErr(err)
-				if pdbus.CodeOf(err) == pdbus.ErrVolumeInUse {
-					code = 2
-				} else if code == exitOK {
-					code = 1
-				}
-				continue
-			}
-			fmt.Fprintln(e.stdout, n)
-		}
-		return code
+		return removeEach(e, fs.Args(), pdbus.ErrVolumeInUse, func(n string) error { return c.RemoveVolume(e.ctx, n, *force) })
 	case "prune":
 		rows, err := c.ListVolumes(e.ctx)
 		if err != nil {
