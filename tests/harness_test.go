@@ -102,7 +102,13 @@ func setup() error {
 	if err := buildPrograms(S.bin); err != nil {
 		return err
 	}
-	u, err := ensureUser("pelagos-test", true)
+	// PELAGOS_TEST_USER lets two checkouts run their suites side by
+	// side, each with a user (and so a bus and a service) of its own.
+	name := os.Getenv("PELAGOS_TEST_USER")
+	if name == "" {
+		name = "pelagos-test"
+	}
+	u, err := ensureUser(name, true)
 	if err != nil {
 		return err
 	}
