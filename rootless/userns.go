@@ -7,29 +7,30 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"os/user"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pelagos-containers/pelagos/rootless/holder"
+	"github.com/pelagos-containers/pelagos/rootless/nsjoin"
 )
 
-// The bootstrap passes its progress to the re-executed copies of the program
-// through these variables. The two containers/storage variables tell that
-// library it runs rootless inside a configured namespace (it then mounts
-// overlay with userxattr and does not try to create a namespace itself).
+// The bootstrap passes its progress to the re-executed service through
+// these variables. The two containers/storage variables tell that library
+// it runs rootless inside a configured namespace (it then mounts overlay
+// with userxattr and does not try to create a namespace itself).
 const (
 	envStage         = "_PELAGOS_USERNS_STAGE"
-	envSingle        = "_PELAGOS_USERNS_SINGLE"
+	envHolder        = "_PELAGOS_HOLDER"     // FD:PID:START of the holder connection
+	envHolderNew     = "_PELAGOS_HOLDER_NEW" // "1": this service started the holder
 	envStorageUserns = "_CONTAINERS_USERNS_CONFIGURED"
 	envStorageUID    = "_CONTAINERS_ROOTLESS_UID"
 	envStorageGID    = "_CONTAINERS_ROOTLESS_GID"
 
-	stageWaitMaps = "wait-maps"
-	stageReady    = "ready"
+	stageJoined = "joined"
 )
 
 // Namespace describes the user namespace the service runs in.
@@ -45,191 +46,331 @@ type Namespace struct {
 	// Rootful is true when the service runs as real root and no user
 	// namespace was created.
 	Rootful bool
+	// Holder is the connection to pelagos-holder, which keeps these
+	// namespaces and parents the containers' monitors.
+	Holder *holder.Client
+	// HolderIsNew is true when this service started the holder.
+	HolderIsNew bool
 }
 
-// Enter makes sure the calling program runs inside the user's user
-// namespace with its own mount namespace. It must be called early in main,
-// before any goroutine depends on the process identity.
+// Door is a process that may still be in the user's namespaces when no
+// holder is left (a container's monitor, or a container): a new holder
+// joins its namespaces instead of making new ones, so the containers that
+// still run stay manageable.
+type Door struct {
+	Pid   int
+	Start uint64
+}
+
+// EnterOptions configure Enter.
+type EnterOptions struct {
+	// RuntimeDir is where the holder keeps its socket and record
+	// ($XDG_RUNTIME_DIR/pelagos), as the user sees it.
+	RuntimeDir string
+	// ExitsDir is where the holder records orphans' exit codes.
+	ExitsDir string
+	// Doors lists processes to look for when no holder is found.
+	Doors func() []Door
+	// Warn gets one-line warnings for the user (the service's log).
+	Warn io.Writer
+	// Log gets what the bootstrap did (a stale holder replaced...).
+	Log func(msg string, args ...any)
+}
+
+// Enter makes sure the calling program runs inside the user's user and
+// mount namespaces, those pelagos-holder keeps. It must be called early
+// in main.
 //
-// The first run of the program (outside) creates the namespaced copy,
-// writes its id maps with newuidmap/newgidmap and waits for it: Enter then
-// returns a nil Namespace and the copy's exit code, which the caller should
-// exit with. Inside the copy Enter returns the Namespace.
-//
-// exitDir is where the outer process records the exit codes of
-// containers that outlive a crashed service (see ExitRecord).
-func Enter(ctx context.Context, warn io.Writer, exitDir string) (*Namespace, int, error) {
-	switch os.Getenv(envStage) {
-	case stageWaitMaps:
-		// We were cloned into a fresh user namespace while our ids were
-		// still unmapped, so execve dropped every capability. Wait until
-		// the parent has written the maps, then execute ourselves once
-		// more: as uid 0 of the namespace the new image gets a full
-		// capability set in it.
-		if err := waitForMaps(); err != nil {
-			return nil, 1, err
-		}
-		os.Setenv(envStage, stageReady)
-		exe, err := os.Executable()
-		if err != nil {
-			exe = "/proc/self/exe"
-		}
-		err = syscall.Exec("/proc/self/exe", append([]string{exe}, os.Args[1:]...), os.Environ())
-		return nil, 1, fmt.Errorf("re-execute in user namespace: %w", err)
-	case stageReady:
-		return insideNamespace()
+// Outside (the first image of the program, with the user's own ids), it
+// finds the holder or starts one, then executes the program again with
+// the holder's namespaces named in the environment: the nsjoin
+// constructor enters them before the Go runtime starts, as setns(2) of a
+// user namespace requires. Enter does not return there. In that second
+// image, Enter returns the Namespace.
+func Enter(ctx context.Context, o EnterOptions) (*Namespace, error) {
+	if os.Getenv(envStage) == stageJoined {
+		return joined()
 	}
 	if os.Geteuid() == 0 {
-		return &Namespace{Rootful: true}, 0, nil
+		return rootful(ctx, o)
 	}
-	code, err := runNamespacedCopy(ctx, warn, exitDir)
-	return nil, code, err
+	lock, err := holder.Lock(ctx, o.RuntimeDir)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", o.RuntimeDir, err)
+	}
+	defer lock.Close()
+	h, isNew, err := findOrStartHolder(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return nil, execJoined(h, isNew)
 }
 
-func waitForMaps() error {
-	f := os.NewFile(3, "userns-sync")
-	defer f.Close()
-	var b [1]byte
-	n, err := f.Read(b[:])
-	if n != 1 || b[0] != 'm' {
-		return fmt.Errorf("user namespace setup failed in the parent (read %d bytes: %v)", n, err)
+// findOrStartHolder returns a live, verified holder: the recorded one,
+// or a new one in the namespaces of a door, or a new one in new
+// namespaces. Call with the lock held.
+func findOrStartHolder(ctx context.Context, o EnterOptions) (*holder.Client, bool, error) {
+	h, err := holder.Dial(o.RuntimeDir)
+	if err == nil {
+		return h, false, nil
 	}
-	return nil
+	if err != holder.ErrNoHolder {
+		o.Log("not trusting the recorded holder", "reason", err)
+	}
+	prog, err := holder.Program()
+	if err != nil {
+		return nil, false, err
+	}
+	start := holder.StartOptions{Program: prog, RuntimeDir: o.RuntimeDir, ExitsDir: o.ExitsDir, InUserNS: true}
+	var doors []Door
+	if o.Doors != nil {
+		doors = o.Doors()
+	}
+	userNS, mountNS, via := openDoor(doors)
+	if userNS != nil {
+		defer userNS.Close()
+		if mountNS != nil {
+			defer mountNS.Close()
+		}
+		o.Log("no holder left: starting one in the namespaces of a running container", "via", via)
+		start.UserNS, start.MountNS = userNS, mountNS
+	} else {
+		uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+		name := strconv.FormatUint(uint64(uid), 10)
+		if u, err := user.LookupId(name); err == nil {
+			name = u.Username
+		}
+		subUIDs, err := LookupSubIDs("/etc/subuid", name, uid)
+		if err != nil {
+			return nil, false, err
+		}
+		subGIDs, err := LookupSubIDs("/etc/subgid", name, uid)
+		if err != nil {
+			return nil, false, err
+		}
+		single := len(subUIDs) == 0 || len(subGIDs) == 0
+		if single {
+			fmt.Fprintf(o.Warn, "pelagos: warning: no subordinate id range for user %q in /etc/subuid and /etc/subgid; "+
+				"running with only your own uid mapped, so images with files of other owners will lose those owners. "+
+				"Fix: ask an administrator to run `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`\n", name, name)
+		}
+		start.Fresh = true
+		start.MapIDs = func(pid int) error { return writeMaps(pid, uid, gid, subUIDs, subGIDs, single) }
+	}
+	if err := holder.StartHolder(ctx, start); err != nil {
+		return nil, false, err
+	}
+	h, err = holder.Dial(o.RuntimeDir)
+	if err != nil {
+		return nil, false, fmt.Errorf("reach the new %s: %w", holder.Name, err)
+	}
+	return h, true, nil
 }
 
-func insideNamespace() (*Namespace, int, error) {
-	// Mounts made here (image layers, container roots) must not leak to
-	// the host; mounts the host makes later (a USB disk to bind) should
-	// still appear here. A recursive slave mount tree gives both.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-		return nil, 1, fmt.Errorf("make / a slave mount in the service namespace: %w", err)
+// openDoor returns the user and mount namespaces of the first door that
+// is still the process it was and whose user namespace is the user's,
+// a child of ours owned by our uid. A container's own mount namespace
+// is not the service's: for a container (rather than a monitor) the
+// mount namespace is nil, and a new one is made.
+func openDoor(doors []Door) (userNS, mountNS *os.File, via string) {
+	self, err := os.Stat("/proc/self/ns/user")
+	if err != nil {
+		return nil, nil, ""
 	}
+	for _, d := range doors {
+		if d.Pid <= 0 || holder.StartTime(d.Pid) != d.Start {
+			continue
+		}
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", d.Pid))
+		if err != nil {
+			continue
+		}
+		// A container with a user namespace of its own is nested in
+		// the service's: climb to the one whose parent is ours.
+		for i := 0; i < 4 && ns != nil; i++ {
+			pfd, err := unix.IoctlRetInt(int(ns.Fd()), unix.NS_GET_PARENT)
+			if err != nil {
+				ns.Close()
+				ns = nil
+				break
+			}
+			parent := os.NewFile(uintptr(pfd), "userns-parent")
+			if pi, err := parent.Stat(); err == nil && os.SameFile(pi, self) {
+				parent.Close()
+				break
+			}
+			ns.Close()
+			ns = parent
+		}
+		if ns == nil {
+			continue
+		}
+		owner, err := unix.IoctlGetUint32(int(ns.Fd()), unix.NS_GET_OWNER_UID)
+		if err != nil || owner != uint32(os.Getuid()) || holder.StartTime(d.Pid) != d.Start {
+			ns.Close()
+			continue
+		}
+		comm := holder.Comm(d.Pid)
+		if comm == holder.MonitorName {
+			mnt, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", d.Pid))
+			if err == nil && holder.StartTime(d.Pid) == d.Start {
+				return ns, mnt, fmt.Sprintf("%s %d", comm, d.Pid)
+			}
+			if mnt != nil {
+				mnt.Close()
+			}
+		}
+		return ns, nil, fmt.Sprintf("%s %d", comm, d.Pid)
+	}
+	return nil, nil, ""
+}
+
+// execJoined executes the program again, asking the nsjoin constructor
+// to enter the holder's namespaces. It returns only on failure.
+func execJoined(h *holder.Client, isNew bool) error {
+	pid := h.Pid()
+	userNS, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		return fmt.Errorf("open the user namespace of %s %d: %w", holder.Name, pid, err)
+	}
+	mountNS, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return fmt.Errorf("open the mount namespace of %s %d: %w", holder.Name, pid, err)
+	}
+	// Opened, then checked: the descriptors name the holder's
+	// namespaces, not those of a later process with its pid.
+	if holder.StartTime(pid) != h.Start() {
+		return fmt.Errorf("%s %d exited while this service joined it: start pelagosd again", holder.Name, pid)
+	}
+	conn, err := h.File()
+	if err != nil {
+		return err
+	}
+	for _, f := range []*os.File{userNS, mountNS, conn} {
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("pass namespaces across exec: %w", err)
+		}
+	}
+	env := append(os.Environ(),
+		envStage+"="+stageJoined,
+		envStorageUserns+"=done",
+		envStorageUID+"="+strconv.Itoa(os.Getuid()),
+		envStorageGID+"="+strconv.Itoa(os.Getgid()),
+		fmt.Sprintf("%s=%d:%d", nsjoin.Env, userNS.Fd(), mountNS.Fd()),
+		fmt.Sprintf("%s=%d:%d:%d", envHolder, conn.Fd(), pid, h.Start()),
+	)
+	if isNew {
+		env = append(env, envHolderNew+"=1")
+	}
+	exe, err := Executable()
+	if err != nil {
+		return err
+	}
+	err = syscall.Exec(exe, os.Args, env)
+	return fmt.Errorf("re-execute %s in the user namespace: %w", exe, err)
+}
+
+// Executable is the running program's path, also after it was replaced
+// on disk by an upgrade (then the new program at that path). Executing
+// it by name, rather than /proc/self/exe, keeps the name ps shows.
+func Executable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own program: %w", err)
+	}
+	return strings.TrimSuffix(exe, " (deleted)"), nil
+}
+
+// joined runs in the re-executed service, inside the holder's
+// namespaces.
+func joined() (*Namespace, error) {
 	uid, err1 := strconv.ParseUint(os.Getenv(envStorageUID), 10, 32)
 	gid, err2 := strconv.ParseUint(os.Getenv(envStorageGID), 10, 32)
 	if err1 != nil || err2 != nil {
-		return nil, 1, errors.New("user namespace bootstrap lost the caller's uid/gid")
+		return nil, errors.New("user namespace bootstrap lost the caller's uid/gid")
 	}
-	ns := &Namespace{UID: uint32(uid), GID: uint32(gid), SingleMapping: os.Getenv(envSingle) == "1"}
+	ns := &Namespace{UID: uint32(uid), GID: uint32(gid), HolderIsNew: os.Getenv(envHolderNew) == "1"}
+	os.Unsetenv(envHolderNew)
+	os.Unsetenv(envStage)
+	var fd, pid int
+	var start uint64
+	if _, err := fmt.Sscanf(os.Getenv(envHolder), "%d:%d:%d", &fd, &pid, &start); err != nil || fd < 3 {
+		return nil, errors.New("user namespace bootstrap lost the holder connection")
+	}
+	os.Unsetenv(envHolder)
+	ns.Holder = holder.FromFile(os.NewFile(uintptr(fd), "holder"), pid, start)
 	for _, p := range []struct {
 		file string
 		dst  *[]IDMap
 	}{{"/proc/self/uid_map", &ns.UIDMap}, {"/proc/self/gid_map", &ns.GIDMap}} {
 		b, err := os.ReadFile(p.file)
 		if err != nil {
-			return nil, 1, fmt.Errorf("read %s: %w", p.file, err)
+			return nil, fmt.Errorf("read %s: %w", p.file, err)
 		}
 		if *p.dst, err = ParseProcMap(string(b)); err != nil {
-			return nil, 1, err
+			return nil, err
 		}
 	}
-	return ns, 0, nil
+	ns.SingleMapping = MappedCount(ns.UIDMap) <= 1 || MappedCount(ns.GIDMap) <= 1
+	return ns, nil
 }
 
-// runNamespacedCopy starts this program again in new user and mount
-// namespaces, maps the user's ids into it and waits for it to finish.
-func runNamespacedCopy(ctx context.Context, warn io.Writer, exitDir string) (int, error) {
-	// Containers are children of the service. Should it die, they become
-	// ours (a subreaper), and reapOrphans keeps their exit codes.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return 1, fmt.Errorf("become a child subreaper: %w", err)
-	}
-	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	name := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	subUIDs, err := LookupSubIDs("/etc/subuid", name, uid)
+// rootful runs the service as real root: no user namespace, but the
+// holder still parents the monitors, so containers outlive the service
+// the same way.
+func rootful(ctx context.Context, o EnterOptions) (*Namespace, error) {
+	lock, err := holder.Lock(ctx, o.RuntimeDir)
 	if err != nil {
-		return 1, err
+		return nil, fmt.Errorf("lock %s: %w", o.RuntimeDir, err)
 	}
-	subGIDs, err := LookupSubIDs("/etc/subgid", name, uid)
+	defer lock.Close()
+	h, err := holder.Dial(o.RuntimeDir)
+	isNew := false
 	if err != nil {
-		return 1, err
-	}
-	single := len(subUIDs) == 0 || len(subGIDs) == 0
-	if single {
-		fmt.Fprintf(warn, "pelagos: warning: no subordinate id range for user %q in /etc/subuid and /etc/subgid; "+
-			"running with only your own uid mapped, so images with files of other owners will lose those owners. "+
-			"Fix: ask an administrator to run `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`\n", name, name)
-	}
-
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		return 1, fmt.Errorf("create user namespace sync pipe: %w", err)
-	}
-	sinkOuter, sinkInner, err := logSinkPair()
-	if err != nil {
-		syncR.Close()
-		syncW.Close()
-		return 1, err
-	}
-	defer sinkInner.Close()
-	cmd := exec.CommandContext(ctx, "/proc/self/exe", os.Args[1:]...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{syncR, sinkInner}
-	cmd.Env = append(os.Environ(),
-		envStage+"="+stageWaitMaps,
-		envStorageUserns+"=done",
-		envStorageUID+"="+strconv.FormatUint(uint64(uid), 10),
-		envStorageGID+"="+strconv.FormatUint(uint64(gid), 10),
-		envLogSink+"=4",
-	)
-	if single {
-		cmd.Env = append(cmd.Env, envSingle+"=1")
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS}
-	if err := cmd.Start(); err != nil {
-		syncR.Close()
-		syncW.Close()
-		sinkOuter.Close()
-		return 1, fmt.Errorf("create user namespace: %w (unprivileged user namespaces may be disabled: check sysctl kernel.unprivileged_userns_clone and user.max_user_namespaces)", err)
-	}
-	syncR.Close()
-	sinkInner.Close()
-	pid := cmd.Process.Pid
-	// Container output goes through us to the log files (serveLogs).
-	var copies sync.WaitGroup
-	go serveLogs(sinkOuter, &copies)
-
-	if err := writeMaps(pid, uid, gid, subUIDs, subGIDs, single); err != nil {
-		syncW.Close() // the child sees EOF and exits
-		cmd.Wait()
-		return 1, err
-	}
-	if _, err := syncW.Write([]byte{'m'}); err != nil {
-		syncW.Close()
-		cmd.Wait()
-		return 1, fmt.Errorf("release user namespace child: %w", err)
-	}
-	syncW.Close()
-
-	// The outer process only relays signals: a service manager or a
-	// terminal talks to it, while the work happens in the child.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			cmd.Process.Signal(s)
+		prog, perr := holder.Program()
+		if perr != nil {
+			return nil, perr
 		}
-	}()
-	err = cmd.Wait()
-	signal.Stop(sigs)
-	reapOrphans(exitDir)
-	// The containers are gone; let their last output reach the logs.
-	copies.Wait()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
+		if err := holder.StartHolder(ctx, holder.StartOptions{Program: prog, RuntimeDir: o.RuntimeDir, ExitsDir: o.ExitsDir}); err != nil {
+			return nil, err
 		}
-		return exitErr.ExitCode(), nil
+		if h, err = holder.Dial(o.RuntimeDir); err != nil {
+			return nil, err
+		}
+		isNew = true
 	}
+	return &Namespace{Rootful: true, Holder: h, HolderIsNew: isNew}, nil
+}
+
+// ReplaceHolder starts a new holder from inside the namespaces, for a
+// service whose holder died while it ran: the new one is in the same
+// namespaces (this process's), so nothing changes for the containers.
+func ReplaceHolder(ctx context.Context, ns *Namespace, runtimeDir, exitsDir string) error {
+	lock, err := holder.Lock(ctx, runtimeDir)
 	if err != nil {
-		return 1, err
+		return err
 	}
-	return 0, nil
+	defer lock.Close()
+	h, err := holder.Dial(runtimeDir)
+	if err != nil {
+		prog, perr := holder.Program()
+		if perr != nil {
+			return perr
+		}
+		if err := holder.StartHolder(ctx, holder.StartOptions{Program: prog, RuntimeDir: runtimeDir, ExitsDir: exitsDir, InUserNS: !ns.Rootful}); err != nil {
+			return err
+		}
+		if h, err = holder.Dial(runtimeDir); err != nil {
+			return err
+		}
+		ns.HolderIsNew = true
+	}
+	old := ns.Holder
+	ns.Holder = h
+	if old != nil {
+		old.Close()
+	}
+	return nil
 }
 
 func writeMaps(pid int, uid, gid uint32, subUIDs, subGIDs []SubIDRange, single bool) error {

@@ -41,11 +41,13 @@ ensure_machine_id() {
 	[ -s /etc/machine-id ] || dbus-uuidgen --ensure=/etc/machine-id
 }
 
-# build_programs DIR builds the three programs into DIR.
+# build_programs DIR builds the programs into DIR.
 build_programs() {
 	local out=$1 p
 	mkdir -p "$out"
-	for p in pelagos pelagosd pelagos-init pelagos-privhelper; do
+	for p in pelagos pelagosd pelagos-init pelagos-holder pelagos-monitor pelagos-privhelper; do
+		# An older tree (bench's before-and-after runs) may lack one.
+		[ -d "$PELAGOS_ROOT/cmd/$p" ] || continue
 		(cd "$PELAGOS_ROOT" && go build -trimpath -o "$out/$p" "./cmd/$p") || die "build $p failed"
 	done
 	chmod 755 "$out" "$out"/*

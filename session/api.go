@@ -403,7 +403,7 @@ func (a *containerAPI) StartWithTerminal(options map[string]godbus.Variant) (god
 		return -1, asDBusErr(err)
 	}
 	defer devnull.Close()
-	master, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}, &terminalSize{Rows: o.Rows, Cols: o.Columns})
+	master, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: devnull}, &terminalSize{Rows: o.Rows, Cols: o.Columns})
 	if derr != nil {
 		return -1, derr
 	}
@@ -425,12 +425,9 @@ func (a *containerAPI) AttachTerminal(options map[string]godbus.Variant) (godbus
 	if c.rec.State != pdbus.StateRunning {
 		return -1, asDBusErr(pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name))
 	}
-	if c.proc == nil || c.proc.Terminal == nil {
-		return -1, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s has no terminal to attach to (it was started without -t, or before the service restarted)", c.rec.Name))
-	}
-	fd, err := unix.FcntlInt(c.proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := c.terminalCopyLocked()
 	if err != nil {
-		return -1, asDBusErr(fmt.Errorf("duplicate terminal: %w", err))
+		return -1, asDBusErr(pdbus.Errorf(pdbus.ErrInvalidArgument, "container %s has no terminal to attach to (it was started without -t): %v", c.rec.Name, err))
 	}
 	if o.Rows > 0 && o.Columns > 0 {
 		unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: o.Rows, Col: o.Columns})
@@ -452,20 +449,14 @@ func (a *containerAPI) StartWithStdio(stdin, stdout, stderr godbus.UnixFD, optio
 	if err := pdbus.ParseNoOptions(options, "start"); err != nil {
 		return 0, asDBusErr(err)
 	}
-	stdio, release, drained, err := a.c.teeStdio(container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]})
-	if err != nil {
-		return 0, asDBusErr(err)
-	}
-	_, derr := a.c.m.startOrCleanup(a.c, stdio, nil)
-	release()
-	closeAll(files) // the container has its own copies now (a second Close is harmless)
+	// The monitor gets the client's files: it tees the output to them
+	// and the log, and exits (ending the wait) once all of it is copied.
+	_, derr := a.c.m.startOrCleanup(a.c, container.Stdio{Stdin: files[0], Stdout: files[1], Stderr: files[2]}, nil)
+	closeAll(files) // the monitor has its own copies now (a second Close is harmless)
 	if derr != nil {
 		return 0, derr
 	}
 	code, err := a.c.wait(context.Background())
-	// The last output may still be on its way to the client: let it
-	// arrive before the client hears that the container has exited.
-	drained(2 * time.Second)
 	return int32(code), asDBusErr(err)
 }
 

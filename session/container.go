@@ -16,7 +16,7 @@ import (
 
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
-	"github.com/pelagos-containers/pelagos/rootless"
+	"github.com/pelagos-containers/pelagos/rootless/holder"
 	"github.com/pelagos-containers/pelagos/wasm"
 )
 
@@ -28,7 +28,7 @@ type ctr struct {
 	mu      sync.Mutex
 	rec     record
 	obj     *pdbus.Object
-	proc    *container.Process
+	run     *runProc // the current run as this service knows it
 	done    chan struct{} // closed when the current run has ended
 	removed bool
 	// collected, when set, delays the auto-removal of a container run
@@ -143,17 +143,18 @@ func (c *ctr) publishLocked() {
 }
 
 // recover fixes up the record of a container found on disk when the
-// service starts. One still running is watched until it ends; one that
-// ended while no service ran has its exit code from the outer process's
-// record (rootless.ExitRecord), or -1 when none was kept.
+// service starts. One still running is watched until it ends, as the
+// service that started it would have (watch); one that ended while no
+// service ran has the exit code its monitor (or the holder) recorded.
 func (c *ctr) recover() {
 	r := &c.rec
 	if r.State != pdbus.StateRunning {
 		return
 	}
 	if r.Pid > 0 && processStartTime(r.Pid) == r.PidStart {
-		c.done = make(chan struct{})
-		go c.watchForeign(r.Pid, r.PidStart)
+		done := make(chan struct{})
+		c.done = done
+		go c.reap(r.Pid, r.PidStart, done)
 		c.startHealth()
 		if len(r.Bridge.Leases) > 0 {
 			// Its names go back into the other containers' /etc/hosts.
@@ -161,8 +162,9 @@ func (c *ctr) recover() {
 		}
 		return
 	}
-	code, at := c.foreignExit(r.Pid, r.PidStart, 0)
-	r.State, r.ExitCode, r.Pid, r.FinishedAt = pdbus.StateExited, code, 0, at
+	e := c.watch(r.Pid, r.PidStart)
+	r.State, r.ExitCode, r.Pid, r.FinishedAt, r.Error = pdbus.StateExited, e.Code, 0, e.FinishedAt, e.Error
+	r.Monitor = monitorState{}
 	c.releaseForeignCgroup()
 	c.stopNetwork()
 	if err := r.save(c.dir); err != nil {
@@ -177,56 +179,6 @@ func (c *ctr) releaseForeignCgroup() {
 		c.m.log.Warn("remove cgroup", "id", c.rec.ID, "err", err)
 	}
 	c.rec.CgroupDir = ""
-}
-
-// foreignExit reads how a container an earlier service started ended,
-// waiting up to patience for the outer process's exit record.
-func (c *ctr) foreignExit(pid int, start uint64, patience time.Duration) (int, time.Time) {
-	code, at := -1, time.Now()
-	deadline := time.Now().Add(patience)
-	for {
-		if got, when, ok := rootless.ReadExitRecord(c.m.paths.Exits(), pid, start); ok {
-			code, at = got, when
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return code, at
-}
-
-// watchForeign waits for a process that a previous run of the service
-// started: it is not our child, so a pidfd tells when it ends and the
-// outer process's record tells how.
-func (c *ctr) watchForeign(pid int, start uint64) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		unix.Close(fd)
-	}
-	code, at := c.foreignExit(pid, start, 2*time.Second)
-	c.mu.Lock()
-	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, at
-	c.releaseForeignCgroup()
-	c.stopNetwork()
-	c.stopHealth()
-	c.publishLocked()
-	close(c.done)
-	autoRemove := c.rec.AutoRemove
-	c.mu.Unlock()
-	c.m.store.UnmountLayer(c.rec.ID)
-	if autoRemove {
-		if err := c.m.removeContainer(c, false); err != nil {
-			c.m.log.Error("auto-remove container", "id", c.rec.ID, "err", err)
-		}
-	}
 }
 
 // start runs the container on stdio and returns once its command runs.
@@ -322,7 +274,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.startHealth()
 		return nil
 	}
-	proc, err := container.Start(ctx, spec, stdio, hooks)
+	proc, err := c.launch(ctx, spec, stdio, hooks)
 	if err != nil {
 		c.m.store.UnmountLayer(c.rec.ID)
 		container.RemoveCgroup(c.rec.CgroupDir)
@@ -347,12 +299,20 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		}
 		return -1, pdbus.Errorf(pdbus.ErrStartFailed, "start %s: %s", c.rec.Name, msg)
 	}
-	c.proc = proc
+	c.run = proc
+	// The record now names the run's monitor.
+	if err := c.rec.save(c.dir); err != nil {
+		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
+	}
 	reply := -1
 	if tty != nil {
-		fd, err := unix.FcntlInt(proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		fd := -1
+		err := errors.New("the monitor sent no terminal")
+		if proc.Terminal != nil {
+			fd, err = unix.FcntlInt(proc.Terminal.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		}
 		if err != nil {
-			proc.Signal(unix.SIGKILL)
+			unix.Kill(proc.Pid, unix.SIGKILL)
 			c.m.log.Error("duplicate terminal", "id", c.rec.ID, "err", err)
 		} else {
 			c.replyFD, reply = fd, fd
@@ -361,24 +321,30 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.collectedOnce = sync.Once{}
 	}
 	c.m.log.Debug("started container", "id", c.rec.ID, "took", time.Since(t0))
-	go c.reap(proc, done)
+	go c.reap(proc.Pid, proc.Start, done)
 	return reply, nil
 }
 
-// reap waits for the command to exit, records the exit and releases the
-// root filesystem (and the whole container with AutoRemove).
-func (c *ctr) reap(proc *container.Process, done chan struct{}) {
-	code, err := proc.Wait()
+// reap waits for the run of pid to end (watch), records the exit and
+// releases the root filesystem (and the whole container with
+// AutoRemove). It serves runs this service started and runs it found
+// running alike.
+func (c *ctr) reap(pid int, start uint64, done chan struct{}) {
+	e := c.watch(pid, start)
+	code := e.Code
 	t0 := time.Now()
-	if err != nil {
-		c.m.log.Warn("wait for container", "id", c.rec.ID, "err", err)
+	if e.Error != "" {
+		c.m.log.Warn("wait for container", "id", c.rec.ID, "err", e.Error)
 	}
 	c.mu.Lock()
-	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, time.Now()
+	c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.FinishedAt = pdbus.StateExited, code, 0, e.FinishedAt
+	c.rec.Error = e.Error
+	c.rec.Monitor = monitorState{}
 	c.rec.Paused = false
 	c.stopHealth()
-	c.proc = nil
-	if proc.Terminal != nil {
+	proc := c.run
+	c.run = nil
+	if proc != nil && proc.Terminal != nil {
 		// The service kept its own copy of the master so the terminal
 		// outlives a client that detaches; the run is over now.
 		proc.Terminal.Close()
@@ -475,14 +441,17 @@ func (c *ctr) kill(sig unix.Signal) error {
 		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
 	}
 	c.thawLocked()
-	if c.proc != nil {
-		return c.proc.Signal(sig)
-	}
-	// A container of an earlier service run: check the pid is still it.
-	if processStartTime(c.rec.Pid) != c.rec.PidStart {
+	// Through a pidfd checked against the start time: never a signal
+	// to a process that reused the pid.
+	fd, err := unix.PidfdOpen(c.rec.Pid, 0)
+	if err != nil || processStartTime(c.rec.Pid) != c.rec.PidStart {
+		if err == nil {
+			unix.Close(fd)
+		}
 		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
 	}
-	return unix.Kill(c.rec.Pid, sig)
+	defer unix.Close(fd)
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
@@ -514,7 +483,7 @@ func (c *ctr) writeEtcFiles(netTarget *ctr) (map[string]string, error) {
 }
 
 // processStartTime identifies a process across pid reuse; 0 when gone.
-func processStartTime(pid int) uint64 { return rootless.ProcessStartTime(pid) }
+func processStartTime(pid int) uint64 { return holder.StartTime(pid) }
 
 // parseSignal accepts "KILL", "SIGKILL", "kill" and "9".
 func parseSignal(s string) (unix.Signal, error) {

@@ -36,11 +36,8 @@ type Manager struct {
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
 	jobs    jobs
-	// logSink hands container output to the outer process, which
-	// writes the logs (nil without one: this service copies them).
-	logSink *os.File
-	// logDone follows the foreground copies the outer process makes.
-	logDone logDoneWaits
+	// holderMu orders requests to the holder with its replacement.
+	holderMu sync.Mutex
 	// initBinary is what containers' init and exec processes run.
 	initBinary string
 	// pastaVersion is asked of pasta once, when first needed.
@@ -68,10 +65,6 @@ func NewManager(ctx context.Context, log *slog.Logger, paths Paths, ns *rootless
 	m := &Manager{
 		ctx: ctx, log: log, paths: paths, ns: ns, store: store, server: server,
 		containers: map[string]*ctr{}, imageObjs: map[string]*pdbus.Object{}, networkObjs: map[string]*pdbus.Object{}, lastCall: time.Now(),
-		logSink: rootless.LogSink(),
-	}
-	if m.logSink != nil {
-		go m.logDone.serve(m.logSink)
 	}
 	m.initBinary = container.InitBinary()
 	if err := os.MkdirAll(paths.Containers(), 0o700); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/pelagos-containers/pelagos/container"
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 	"github.com/pelagos-containers/pelagos/network"
-	"github.com/pelagos-containers/pelagos/rootless"
 )
 
 // netConfig is a container's network as created.
@@ -293,9 +292,6 @@ func (c *ctr) stopNetwork() {
 			}(c.rec.ID, p.Pid)
 		} else {
 			stopProcess(p.Pid, p.Start)
-			// A pasta of an earlier service run was reaped by that
-			// run's outer process, which records every exit: drop it.
-			go rootless.ReadExitRecordWithin(c.m.paths.Exits(), p.Pid, p.Start, 3*time.Second)
 		}
 	}
 	c.pastaExited = nil

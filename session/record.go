@@ -55,6 +55,8 @@ type record struct {
 	ExitCode   int       `json:"exitCode"`
 	Pid        int       `json:"pid"`
 	PidStart   uint64    `json:"pidStart"` // start time of Pid, to notice pid reuse
+	// Monitor is the current run's pelagos-monitor.
+	Monitor    monitorState `json:"monitor,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
 	Error      string    `json:"error"`

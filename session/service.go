@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -45,13 +46,10 @@ func Main(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
-	ns, code, err := rootless.Enter(ctx, stderr, outerExitDir())
+	ns, err := enter(ctx, log, stderr)
 	if err != nil {
-		log.Error("enter user namespace", "err", err)
+		log.Error("enter the user's namespaces", "err", err)
 		return 1
-	}
-	if ns == nil {
-		return code // the outer process: the namespaced copy has finished
 	}
 	if err := serve(ctx, log, ns, *idle); err != nil {
 		log.Error("pelagosd failed", "err", err)
@@ -101,6 +99,9 @@ func serve(ctx context.Context, log *slog.Logger, ns *rootless.Namespace, idle t
 		return err
 	}
 	defer m.Shutdown()
+	if ns.HolderIsNew {
+		m.moveHolderToScope()
+	}
 
 	// Objects are exported before the name is taken, so the first call
 	// that activated us finds them.
@@ -176,11 +177,38 @@ func connectBus(ctx context.Context, ns *rootless.Namespace) (*godbus.Conn, erro
 	return conn, nil
 }
 
-// outerExitDir is Paths.Exits as the outer process (the real uid) sees it.
-func outerExitDir() string {
-	p, err := DefaultPaths(uint32(os.Getuid()))
+// enter joins the user's namespaces (see rootless.Enter). Outside, it
+// does not return on success: the program executes itself again inside.
+func enter(ctx context.Context, log *slog.Logger, stderr io.Writer) (*rootless.Namespace, error) {
+	paths, err := DefaultPaths(uint32(os.Getuid()))
 	if err != nil {
-		return ""
+		return nil, err
 	}
-	return p.Exits()
+	return rootless.Enter(ctx, rootless.EnterOptions{
+		RuntimeDir: paths.Runtime,
+		ExitsDir:   paths.Exits(),
+		Doors:      func() []rootless.Door { return doors(paths) },
+		Warn:       stderr,
+		Log:        func(msg string, args ...any) { log.Warn(msg, args...) },
+	})
+}
+
+// doors lists the processes of running containers, monitors first, for
+// a service that finds no holder: their namespaces are the ones to keep.
+func doors(paths Paths) []rootless.Door {
+	entries, _ := os.ReadDir(paths.Containers())
+	var mons, ctrs []rootless.Door
+	for _, e := range entries {
+		r, err := loadRecord(filepath.Join(paths.Containers(), e.Name()))
+		if err != nil || r.State != pdbus.StateRunning {
+			continue
+		}
+		if r.Monitor.Pid > 0 {
+			mons = append(mons, rootless.Door{Pid: r.Monitor.Pid, Start: r.Monitor.Start})
+		}
+		if r.Pid > 0 {
+			ctrs = append(ctrs, rootless.Door{Pid: r.Pid, Start: r.PidStart})
+		}
+	}
+	return append(mons, ctrs...)
 }

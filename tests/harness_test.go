@@ -139,7 +139,7 @@ func repoRoot() string {
 }
 
 func buildPrograms(dir string) error {
-	for _, p := range []string{"pelagos", "pelagosd", "pelagos-init"} {
+	for _, p := range []string{"pelagos", "pelagosd", "pelagos-init", "pelagos-holder", "pelagos-monitor"} {
 		args := []string{"build", "-tags", buildTags, "-o", filepath.Join(dir, p)}
 		if p == "pelagosd" {
 			// The service is where the goroutines are: run it under the

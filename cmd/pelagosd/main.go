@@ -7,6 +7,7 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 
 	"github.com/pelagos-containers/pelagos/container"
+	_ "github.com/pelagos-containers/pelagos/rootless/nsjoin" // enters the holder's namespaces before the runtime starts
 	"github.com/pelagos-containers/pelagos/session"
 )
 
