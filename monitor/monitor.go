@@ -214,15 +214,13 @@ func newOutput(l *Launch) (*output, error) {
 	}
 	switch l.LogDriver {
 	case LogPassthrough, LogNone:
+		// Both keep nothing; a foreground client still gets the output.
 		for i := range tee {
 			f := tee[i]
-			if f == nil || l.LogDriver == LogNone {
+			if f == nil {
 				null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 				if err != nil {
 					return nil, err
-				}
-				if f != nil {
-					f.Close()
 				}
 				f = null
 			}

@@ -581,7 +581,7 @@ func (a *containerAPI) Rename(name string) *godbus.Error {
 	a.c.rec.save(a.c.dir)
 	a.c.mu.Unlock()
 	m.mu.Unlock()
-	a.c.obj.Props.SetMust(pdbus.ContainerIface, "Name", name)
+	setProp(a.c.obj.Props, pdbus.ContainerIface, "Name", name)
 	return nil
 }
 

@@ -25,12 +25,14 @@ type ctr struct {
 	m   *Manager
 	dir string
 
-	mu      sync.Mutex
-	rec     record
-	obj     *pdbus.Object
-	run     *runProc // the current run as this service knows it
-	done    chan struct{} // closed when the current run has ended
-	removed bool
+	mu  sync.Mutex
+	rec record
+	obj *pdbus.Object
+	run *runProc // the current run as this service knows it
+	// lastSignal is the last ending signal this service sent the run.
+	lastSignal unix.Signal
+	done       chan struct{} // closed when the current run has ended
+	removed    bool
 	// collected, when set, delays the auto-removal of a container run
 	// on a terminal until a Wait has read its exit code: that client
 	// gets the terminal first and asks for the code afterwards.
@@ -129,7 +131,7 @@ func (c *ctr) publishLocked() {
 		return
 	}
 	r := &c.rec
-	set := func(name string, v any) { c.obj.Props.SetMust(pdbus.ContainerIface, name, v) }
+	set := func(name string, v any) { setProp(c.obj.Props, pdbus.ContainerIface, name, v) }
 	set("Pid", uint32(r.Pid))
 	set("ExitCode", int32(r.ExitCode))
 	set("StartedAt", usec(r.StartedAt))
@@ -155,7 +157,7 @@ func (c *ctr) recover() {
 		done := make(chan struct{})
 		c.done = done
 		go c.reap(r.Pid, r.PidStart, done)
-		c.startHealth()
+		c.startHealth(true)
 		if len(r.Bridge.Leases) > 0 {
 			// Its names go back into the other containers' /etc/hosts.
 			c.m.hosts.set(r.ID, c.bridgeHostsEntry())
@@ -270,8 +272,9 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 		c.rec.State, c.rec.Pid, c.rec.PidStart = pdbus.StateRunning, pid, processStartTime(pid)
 		c.rec.StartedAt, c.rec.FinishedAt, c.rec.ExitCode, c.rec.Error = time.Now(), time.Time{}, 0, ""
 		c.done = done
+		c.rec.HealthRun = nil
 		c.publishLocked()
-		c.startHealth()
+		c.startHealth(false)
 		return nil
 	}
 	proc, err := c.launch(ctx, spec, stdio, hooks)
@@ -331,6 +334,19 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 // running alike.
 func (c *ctr) reap(pid int, start uint64, done chan struct{}) {
 	e := c.watch(pid, start)
+	if c.m.stopping.Load() {
+		// This service is on its way out: the next one reads the exit
+		// file and does the rest, all of it.
+		return
+	}
+	c.mu.Lock()
+	if e.Code < 0 && c.lastSignal != 0 {
+		// Nobody was its parent when it ended, but it ended on our
+		// signal: say so, as a service that saw it would have.
+		e.Code, e.Error = container.ExitSignalBase+int(c.lastSignal), ""
+	}
+	c.lastSignal = 0
+	c.mu.Unlock()
 	code := e.Code
 	t0 := time.Now()
 	if e.Error != "" {
@@ -451,6 +467,9 @@ func (c *ctr) kill(sig unix.Signal) error {
 		return pdbus.Errorf(pdbus.ErrContainerNotRunning, "container %s is not running", c.rec.Name)
 	}
 	defer unix.Close(fd)
+	if sig == unix.SIGKILL || sig == unix.SIGTERM || c.lastSignal == 0 {
+		c.lastSignal = sig
+	}
 	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 

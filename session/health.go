@@ -47,6 +47,14 @@ func (h healthConfig) args() []string {
 	return h.Test[1:]
 }
 
+// savedHealth is the health state of the current run as the record
+// keeps it.
+type savedHealth struct {
+	Status        string         `json:"status"`
+	FailingStreak int            `json:"failingStreak"`
+	Log           []healthResult `json:"log,omitempty"`
+}
+
 // healthResult is one check's outcome.
 type healthResult struct {
 	Start, End time.Time
@@ -133,14 +141,19 @@ func parseHealth(cfg pdbus.ContainerConfig, image *images.Healthcheck) (healthCo
 	return h, nil
 }
 
-// startHealth begins the periodic checks of a run that just started.
-// Call with c.mu held.
-func (c *ctr) startHealth() {
+// startHealth begins the periodic checks of a run that just started, or,
+// with resume, of a run an earlier service started: that one goes on from
+// the state the earlier service recorded (a healthy container stays
+// healthy across a restart of the service). Call with c.mu held.
+func (c *ctr) startHealth(resume bool) {
 	if !c.rec.Health.enabled() {
 		return
 	}
 	ctx, cancel := context.WithCancel(c.m.ctx)
 	c.health = &healthState{Status: healthStarting, stop: cancel}
+	if saved := c.rec.HealthRun; resume && saved != nil && saved.Status != "" {
+		c.health.Status, c.health.FailingStreak, c.health.Log = saved.Status, saved.FailingStreak, saved.Log
+	}
 	c.publishHealthLocked()
 	interval := c.rec.Health.Interval
 	if interval == 0 {
@@ -266,10 +279,15 @@ func (c *ctr) publishHealthLocked() {
 		return
 	}
 	h := c.health
-	c.obj.Props.SetMust(pdbus.ContainerIface, "HealthFailingStreak", int32(h.FailingStreak))
-	c.obj.Props.SetMust(pdbus.ContainerIface, "HealthLog", healthLogRows(h.Log))
+	// Kept in the record, so a later service resumes from it.
+	c.rec.HealthRun = &savedHealth{Status: h.Status, FailingStreak: h.FailingStreak, Log: h.Log}
+	if err := c.rec.save(c.dir); err != nil {
+		c.m.log.Warn("save health state", "id", c.rec.ID, "err", err)
+	}
+	setProp(c.obj.Props, pdbus.ContainerIface, "HealthFailingStreak", int32(h.FailingStreak))
+	setProp(c.obj.Props, pdbus.ContainerIface, "HealthLog", healthLogRows(h.Log))
 	if old, _ := c.obj.Props.Get(pdbus.ContainerIface, "Health"); old.Value() != h.Status {
-		c.obj.Props.SetMust(pdbus.ContainerIface, "Health", h.Status)
+		setProp(c.obj.Props, pdbus.ContainerIface, "Health", h.Status)
 		c.m.emit("ContainerHealthChanged", c.obj.Path, c.rec.ID, h.Status)
 	}
 }

@@ -118,22 +118,22 @@ func (m *Manager) startJob(sender godbus.Sender, kind, ref, key string, failed p
 		report := func(p images.Progress) {
 			m.touch()
 			if p.BytesTotal > 0 {
-				obj.Props.SetMust(pdbus.JobIface, "BytesTotal", p.BytesTotal)
-				obj.Props.SetMust(pdbus.JobIface, "BytesDone", p.BytesDone)
-				obj.Props.SetMust(pdbus.JobIface, "Progress", float64(p.BytesDone)/float64(p.BytesTotal))
+				setProp(obj.Props, pdbus.JobIface, "BytesTotal", p.BytesTotal)
+				setProp(obj.Props, pdbus.JobIface, "BytesDone", p.BytesDone)
+				setProp(obj.Props, pdbus.JobIface, "Progress", float64(p.BytesDone)/float64(p.BytesTotal))
 			}
 			if p.Layers != nil {
 				rows := make([]layerRow, len(p.Layers))
 				for i, l := range p.Layers {
 					rows[i] = layerRow{Digest: l.Digest, Done: l.Done, Size: l.Size}
 				}
-				obj.Props.SetMust(pdbus.JobIface, "Layers", rows)
+				setProp(obj.Props, pdbus.JobIface, "Layers", rows)
 			}
 			if p.Layer != "" {
-				obj.Props.SetMust(pdbus.JobIface, "Layer", p.Layer)
+				setProp(obj.Props, pdbus.JobIface, "Layer", p.Layer)
 			}
 			if p.Message != "" {
-				obj.Props.SetMust(pdbus.JobIface, "Message", p.Message)
+				setProp(obj.Props, pdbus.JobIface, "Message", p.Message)
 			}
 		}
 		id, err := work(ctx, report)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -36,6 +37,9 @@ type Manager struct {
 	// seccomp caches compiled profiles.
 	seccomp seccompCache
 	jobs    jobs
+	// stopping is set once the service shuts down: runs that end now
+	// are left to the next service.
+	stopping atomic.Bool
 	// holderMu orders requests to the holder with its replacement.
 	holderMu sync.Mutex
 	// initBinary is what containers' init and exec processes run.
@@ -261,7 +265,7 @@ func (m *Manager) syncImages() error {
 		obj, ok := m.imageObjs[img.ID]
 		m.mu.Unlock()
 		if ok {
-			obj.Props.SetMust(pdbus.ImageIface, "Names", img.Names)
+			setProp(obj.Props, pdbus.ImageIface, "Names", img.Names)
 			continue
 		}
 		props := map[string]*prop.Prop{
@@ -300,6 +304,7 @@ func (m *Manager) syncImages() error {
 // Shutdown is called when the service stops. Running containers keep
 // running: they do not depend on the service.
 func (m *Manager) Shutdown() {
+	m.stopping.Store(true)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, c := range m.containers {

@@ -55,7 +55,7 @@ func (c *ctr) setFrozen(frozen bool) error {
 		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
 	}
 	if c.obj != nil {
-		c.obj.Props.SetMust(pdbus.ContainerIface, "Paused", frozen)
+		setProp(c.obj.Props, pdbus.ContainerIface, "Paused", frozen)
 		state := "unpause"
 		if frozen {
 			state = "pause"
@@ -74,7 +74,7 @@ func (c *ctr) thawLocked() {
 	if err := os.WriteFile(filepath.Join(c.rec.CgroupDir, "cgroup.freeze"), []byte("0"), 0); err == nil {
 		c.rec.Paused = false
 		if c.obj != nil {
-			c.obj.Props.SetMust(pdbus.ContainerIface, "Paused", false)
+			setProp(c.obj.Props, pdbus.ContainerIface, "Paused", false)
 		}
 	}
 }

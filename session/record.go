@@ -38,10 +38,12 @@ type record struct {
 	Labels        map[string]string `json:"labels,omitempty"`
 	StopSignal    string            `json:"stopSignal,omitempty"`
 	Health        healthConfig      `json:"health"`
-	Paused        bool              `json:"paused,omitempty"`
-	Network       netConfig         `json:"network"`
-	Pasta         pastaState        `json:"pasta"`
-	Bridge        bridgeState       `json:"bridge"`
+	// HealthRun is what the checks of the current run found.
+	HealthRun *savedHealth `json:"healthRun,omitempty"`
+	Paused    bool         `json:"paused,omitempty"`
+	Network   netConfig    `json:"network"`
+	Pasta     pastaState   `json:"pasta"`
+	Bridge    bridgeState  `json:"bridge"`
 	// LogDriver is "" (k8s-file), "passthrough" or "none".
 	LogDriver string       `json:"logDriver,omitempty"`
 	UserNS    usernsConfig `json:"userns"`
@@ -51,15 +53,15 @@ type record struct {
 	ImageOS   string `json:"imageOs,omitempty"`
 	ImageArch string `json:"imageArch,omitempty"`
 
-	State      string    `json:"state"`
-	ExitCode   int       `json:"exitCode"`
-	Pid        int       `json:"pid"`
-	PidStart   uint64    `json:"pidStart"` // start time of Pid, to notice pid reuse
+	State    string `json:"state"`
+	ExitCode int    `json:"exitCode"`
+	Pid      int    `json:"pid"`
+	PidStart uint64 `json:"pidStart"` // start time of Pid, to notice pid reuse
 	// Monitor is the current run's pelagos-monitor.
 	Monitor    monitorState `json:"monitor,omitempty"`
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
-	Error      string    `json:"error"`
+	StartedAt  time.Time    `json:"startedAt"`
+	FinishedAt time.Time    `json:"finishedAt"`
+	Error      string       `json:"error"`
 }
 
 const recordFile = "container.json"

@@ -451,7 +451,7 @@ func (c *ctr) publishNetworkLocked() {
 		c.m.log.Error("save container state", "id", c.rec.ID, "err", err)
 	}
 	if c.obj != nil {
-		c.obj.Props.SetMust(pdbus.ContainerIface, "NetworkMode", c.rec.Network.Mode.String())
-		c.obj.Props.SetMust(pdbus.ContainerIface, "Networks", leaseRows(c.rec.Bridge.Leases))
+		setProp(c.obj.Props, pdbus.ContainerIface, "NetworkMode", c.rec.Network.Mode.String())
+		setProp(c.obj.Props, pdbus.ContainerIface, "Networks", leaseRows(c.rec.Bridge.Leases))
 	}
 }

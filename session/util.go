@@ -1,6 +1,11 @@
 package session
 
-import "strings"
+import (
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
+)
 
 // shellJoin renders argv for display, quoting what a shell would need.
 func shellJoin(args []string) string {
@@ -13,4 +18,11 @@ func shellJoin(args []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// setProp sets a property and announces it; once the bus connection is
+// gone (the service is stopping) there is nobody to tell, which is no
+// failure.
+func setProp(p *prop.Properties, iface, name string, v any) {
+	p.Set(iface, name, godbus.MakeVariant(v))
 }

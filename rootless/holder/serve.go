@@ -30,7 +30,7 @@ const (
 
 // idleGrace is how long the holder stays with no service connected and
 // no child left before it exits.
-const idleGrace = 2 * time.Second
+const idleGrace = time.Second
 
 // Main runs the holder and returns its exit code.
 func Main(args []string, stderr io.Writer) int {
