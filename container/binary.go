@@ -3,6 +3,7 @@ package container
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // InitBinary is the program a container's init and `exec` processes
@@ -10,13 +11,17 @@ import (
 // else the running program itself, which can play the part too. Callers
 // look it up once and put it in Spec.InitBinary.
 func InitBinary() string {
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "pelagos-init")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
+	exe, err := os.Executable()
+	if err != nil {
+		return "/proc/self/exe"
 	}
-	return "/proc/self/exe"
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	p := filepath.Join(filepath.Dir(exe), "pelagos-init")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	// By path, not /proc/self/exe: the monitor, another program, runs it.
+	return exe
 }
 
 func initBinary(spec *Spec) string {

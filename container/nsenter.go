@@ -1,3 +1,9 @@
+// pelagos-monitor is built with the tag pelagos_monitor and without cgo:
+// it only starts containers (Start), and a static program without libc
+// and libseccomp is a smaller process to keep per container.
+
+//go:build !pelagos_monitor
+
 package container
 
 /*

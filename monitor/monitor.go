@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +28,9 @@ const drainLimit = 10 * time.Second
 // Main runs the monitor of the container named in args and returns its
 // exit code (which nobody reads: the exit file tells how the run ended).
 func Main(args []string, stderr io.Writer) int {
+	// One of these runs per container: keep it small. It has little to
+	// do in parallel (two copies and a wait).
+	runtime.GOMAXPROCS(1)
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("program", Name)
 	if len(args) != 1 {
 		fmt.Fprintf(stderr, "%s: pelagos-holder starts this program for pelagosd; it is not meant to be run by hand\n", Name)
@@ -100,6 +105,9 @@ func run(log *slog.Logger, l *Launch) {
 		log.Warn("tell the service the container runs", "err", err)
 	}
 	unix.Close(ctlFD)
+	// What the start needed (the launch request, the spec) is garbage
+	// now: give it back for the container's lifetime.
+	debug.FreeOSMemory()
 	code, err := proc.Wait()
 	e := Exit{Pid: proc.Pid, Code: code, FinishedAt: time.Now()}
 	if err != nil {

@@ -187,9 +187,18 @@ var ErrClosed = errors.New("control socket closed")
 // Receive reads one message into v and returns the descriptors that came
 // with it (close-on-exec).
 func Receive(fd int, v any) ([]int, error) {
-	buf := make([]byte, maxMessage)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
+		// The message's size first, so the buffer is just as large: a
+		// monitor lives as long as its container, and its memory counts.
+		size, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, min(max(size, 1), maxMessage))
 		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if errors.Is(err, unix.EINTR) {
 			continue

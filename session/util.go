@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -20,9 +21,16 @@ func shellJoin(args []string) string {
 	return strings.Join(out, " ")
 }
 
-// setProp sets a property and announces it; once the bus connection is
+// setProp sets a property and announces it. Once the bus connection is
 // gone (the service is stopping) there is nobody to tell, which is no
-// failure.
+// failure; anything else (a wrong type) is a bug and still panics.
 func setProp(p *prop.Properties, iface, name string, v any) {
-	p.Set(iface, name, godbus.MakeVariant(v))
+	defer func() {
+		if r := recover(); r != nil {
+			if err, ok := r.(error); !ok || !errors.Is(err, godbus.ErrClosed) {
+				panic(r)
+			}
+		}
+	}()
+	p.SetMust(iface, name, v)
 }

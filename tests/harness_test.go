@@ -148,6 +148,11 @@ func buildPrograms(dir string) error {
 		}
 		cmd := exec.Command("go", append(args, "./cmd/"+p)...)
 		cmd.Dir = repoRoot()
+		if p == "pelagos-monitor" {
+			// As meson builds it: static, one per container.
+			cmd.Args[3] = buildTags + ",pelagos_monitor"
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", p, err, out)
 		}
