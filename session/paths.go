@@ -25,8 +25,8 @@ func (p Paths) StorageRun() string { return filepath.Join(p.Runtime, "storage") 
 // Containers holds one directory per container.
 func (p Paths) Containers() string { return filepath.Join(p.Data, "containers") }
 
-// Exits holds the exit codes of containers that ended while no service
-// ran (written by the outer process, see rootless.ExitRecord).
+// Exits holds the exit codes of containers that ended as children of
+// pelagos-holder, their monitor gone (see holder.ExitRecord).
 func (p Paths) Exits() string { return filepath.Join(p.Runtime, "exits") }
 
 // Tmp holds scratch files of loads and imports; emptied at every start.

@@ -71,8 +71,7 @@ func serve(ctx context.Context, log *slog.Logger, ns *rootless.Namespace, idle t
 	// Scratch files of loads that a crash interrupted.
 	os.RemoveAll(paths.Tmp())
 	// pasta goes to the background once a container's network is up;
-	// as a child subreaper the service inherits and reaps it, instead
-	// of leaving that to the outer process.
+	// as a child subreaper the service inherits and reaps it.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become a child subreaper: %w", err)
 	}

@@ -24,7 +24,8 @@ package nsjoin
 #include <unistd.h>
 
 static void pelagos_nsjoin_fail(const char *what) {
-	dprintf(2, "pelagos: join the user's namespaces: %s: %s\n", what, strerror(errno));
+	dprintf(2, "pelagos: join the user's namespaces: %s: %s (if pelagos-holder was left by another login, "
+	           "`pkill -u $USER pelagos-holder` makes the next call start a new one)\n", what, strerror(errno));
 	_exit(125);
 }
 
