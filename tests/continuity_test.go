@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -227,5 +228,28 @@ func TestServiceContinuity(t *testing.T) {
 				t.Errorf("a mount of container %s is left in the namespace of pid %d", id, pid)
 			}
 		}
+	}
+}
+
+// TestAttachAfterServiceRestart: the terminal of a `run -it` container
+// lives in its monitor, so a later service can hand it to `attach`.
+func TestAttachAfterServiceRestart(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	defer s.pelagos(t, "rm", "-f", "termkeep")
+	ts := newTmux(t, s, "termkeep", 100, 30, filepath.Join(S.bin, "pelagos")+" run -it --name termkeep --network none localhost/busybox sh")
+	ts.waitFor("/ #")
+	exec.Command("tmux", "-L", "pelagos-test", "send-keys", "-t", "termkeep", "C-p", "C-q").Run()
+	ts.waitFor("EXIT=0")
+	signalAll(pidsNamed(s.u.UID, "pelagosd"), syscall.SIGKILL)
+	ta := newTmux(t, s, "termback", 100, 30, filepath.Join(S.bin, "pelagos")+" attach termkeep")
+	time.Sleep(300 * time.Millisecond)
+	ta.send("echo back-$((5*5))")
+	ta.waitFor("back-25")
+	ta.send("exit 3")
+	ta.waitFor("EXIT=3")
+	if out := s.mustPelagos(t, "ps", "-a", "--filter", "name=termkeep", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (3)") {
+		t.Fatalf("after exit: %q", out)
 	}
 }
