@@ -289,6 +289,7 @@ func (c *ctr) start(ctx context.Context, stdio container.Stdio, tty *terminalSiz
 			code = se.Code
 		}
 		c.rec.State, c.rec.ExitCode, c.rec.Pid, c.rec.Error = pdbus.StateExited, code, 0, msg
+		c.rec.Monitor = monitorState{}
 		c.rec.FinishedAt = time.Now()
 		if c.done == done {
 			close(done)

@@ -78,6 +78,8 @@ func (c *ctr) launch(ctx context.Context, spec *container.Spec, stdio container.
 	if err != nil {
 		return nil, &container.StartError{Code: container.ExitSetupFailed, Msg: err.Error()}
 	}
+	// Recorded at once: the record saved as the run begins names it.
+	c.rec.Monitor = monitorState{Pid: monPid, Start: monStart, TerminalFD: -1}
 	fail := func(code int, msg string) (*runProc, error) {
 		// A monitor that lost its service during the start ends the
 		// container itself (the init has a parent-death signal).
