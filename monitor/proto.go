@@ -19,15 +19,12 @@ package monitor
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pelagos-containers/pelagos/container"
+	"github.com/pelagos-containers/pelagos/fdpass"
 )
 
 // Name is the program's name, as ps shows it.
@@ -161,79 +158,13 @@ func writeExit(path string, e Exit) error {
 const maxMessage = 4 << 20
 
 // Send writes one message on a control socket, with optional descriptors.
-func Send(fd int, v any, files ...int) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if len(b) > maxMessage {
-		return fmt.Errorf("message of %d bytes is too large", len(b))
-	}
-	var oob []byte
-	if len(files) > 0 {
-		oob = unix.UnixRights(files...)
-	}
-	for {
-		err = unix.Sendmsg(fd, b, oob, nil, 0)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
+func Send(fd int, v any, files ...int) error { return fdpass.SendMessage(fd, v, files...) }
 
 // ErrClosed is returned by Receive when the other side has gone.
-var ErrClosed = errors.New("control socket closed")
+var ErrClosed = fdpass.ErrClosed
 
 // Receive reads one message into v and returns the descriptors that came
 // with it (close-on-exec).
-func Receive(fd int, v any) ([]int, error) {
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	for {
-		// The message's size first, so the buffer is just as large: a
-		// monitor lives as long as its container, and its memory counts.
-		size, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, min(max(size, 1), maxMessage))
-		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var fds []int
-		if oobn > 0 {
-			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, m := range msgs {
-					if got, err := unix.ParseUnixRights(&m); err == nil {
-						fds = append(fds, got...)
-					}
-				}
-			}
-		}
-		if n == 0 {
-			closeAll(fds)
-			return nil, ErrClosed
-		}
-		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-			closeAll(fds)
-			return nil, errors.New("control message too long")
-		}
-		if err := json.Unmarshal(buf[:n], v); err != nil {
-			closeAll(fds)
-			return nil, fmt.Errorf("malformed control message: %w", err)
-		}
-		return fds, nil
-	}
-}
+func Receive(fd int, v any) ([]int, error) { return fdpass.ReceiveMessage(fd, v, maxMessage, 4) }
 
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-}
+func closeAll(fds []int) { fdpass.CloseAll(fds) }

@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/pelagos-containers/pelagos/fdpass"
 )
 
 // Name is the holder's program name, as ps shows it.
@@ -103,21 +103,28 @@ func writeRecord(runtimeDir string, r Record) error {
 // StartTime is field 22 of /proc/PID/stat, which tells a process from a
 // later one that reuses its pid; 0 when the process is gone.
 func StartTime(pid int) uint64 {
+	v, _ := strconv.ParseUint(statField(pid, 22), 10, 64)
+	return v
+}
+
+// statField is field n (counted from 1, as proc(5) does) of
+// /proc/PID/stat; "" when the process is gone. The name (field 2) may
+// hold spaces and parentheses: fields are counted after its last ')'.
+func statField(pid, n int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return ""
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
+	if i < 0 || n < 3 {
+		return ""
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
+	if len(f) < n-2 {
+		return ""
 	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return f[n-3]
 }
 
 // Comm is the process's name as ps and pgrep show it.
@@ -170,69 +177,12 @@ func writeExitRecord(dir string, pid int, start uint64, code int) error {
 	return os.Rename(tmp, ExitRecord(dir, pid, start))
 }
 
-// send writes one JSON message with optional descriptors.
-func send(fd int, v any, files []int) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var oob []byte
-	if len(files) > 0 {
-		oob = unix.UnixRights(files...)
-	}
-	for {
-		err = unix.Sendmsg(fd, b, oob, nil, 0)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
+func send(fd int, v any, files []int) error { return fdpass.SendMessage(fd, v, files...) }
 
-// receive reads one JSON message into v and returns the descriptors
-// that came with it (close-on-exec). io.EOF-like conditions are
-// reported as errClosed.
 func receive(fd int, v any) ([]int, error) {
-	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(maxFiles*4))
-	for {
-		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var fds []int
-		if oobn > 0 {
-			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err == nil {
-				for _, m := range msgs {
-					if got, err := unix.ParseUnixRights(&m); err == nil {
-						fds = append(fds, got...)
-					}
-				}
-			}
-		}
-		if n == 0 {
-			closeFDs(fds)
-			return nil, errClosed
-		}
-		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-			closeFDs(fds)
-			return nil, errors.New("message too long")
-		}
-		if err := json.Unmarshal(buf[:n], v); err != nil {
-			closeFDs(fds)
-			return nil, fmt.Errorf("malformed message: %w", err)
-		}
-		return fds, nil
-	}
+	return fdpass.ReceiveMessage(fd, v, maxMessage, maxFiles)
 }
 
-var errClosed = errors.New("connection closed")
+var errClosed = fdpass.ErrClosed
 
-func closeFDs(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-}
+func closeFDs(fds []int) { fdpass.CloseAll(fds) }
