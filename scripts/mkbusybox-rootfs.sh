@@ -12,6 +12,9 @@ if readelf -l "$bb" 2>/dev/null | grep -q INTERP || file "$bb" 2>/dev/null | gre
 fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+# mktemp makes the directory 0700, and it becomes the image's /: every
+# user but root in the container would find nothing executable.
+chmod 0755 "$root"
 mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root,home,var,run,usr/bin}
 chmod 1777 "$root/tmp"
 cp "$bb" "$root/bin/busybox"
