@@ -1,15 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
-	"golang.org/x/sys/unix"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
@@ -109,13 +108,23 @@ func eventsCmd(e *env, args []string) int {
 	}
 	ch := make(chan *godbus.Signal, 64)
 	conn.Signal(ch)
+	// Ctrl-C is how one ends events: exit 0, as ever.
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, unix.SIGTERM)
-	defer signal.Stop(stop)
+	release := e.signals.take(func(s os.Signal) { stop <- s })
+	defer release()
+	served, stopWatch, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stopWatch()
 	for {
 		select {
 		case <-stop:
 			return exitOK
+		case <-served.Done():
+			// Events of the time no service runs would be lost unseen.
+			e.callErr(ifGone(context.Cause(served), "while printing events", "run `pelagos events` again"))
+			return exitFailure
 		case sig, ok := <-ch:
 			if !ok {
 				e.errorf("the session bus connection closed")
