@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -108,23 +107,18 @@ func eventsCmd(e *env, args []string) int {
 	}
 	ch := make(chan *godbus.Signal, 64)
 	conn.Signal(ch)
-	// Ctrl-C is how one ends events: exit 0, as ever.
+	// Ctrl-C is how one ends events: exit 0, as ever. The stream goes
+	// on across a restart of the service (an idle exit, a crash): the
+	// match is on the well-known name, so the next one's signals come.
 	stop := make(chan os.Signal, 1)
 	release := e.signals.take(func(s os.Signal) { stop <- s })
 	defer release()
-	served, stopWatch, ok := e.watch(c)
-	if !ok {
-		return exitFailure
-	}
-	defer stopWatch()
 	for {
 		select {
 		case <-stop:
 			return exitOK
-		case <-served.Done():
-			// Events of the time no service runs would be lost unseen.
-			e.callErr(ifGone(context.Cause(served), "while printing events", "run `pelagos events` again"))
-			return exitFailure
+		case <-e.ctx.Done():
+			return exitFailure // a second signal: its exit code
 		case sig, ok := <-ch:
 			if !ok {
 				e.errorf("the session bus connection closed")

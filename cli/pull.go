@@ -296,7 +296,7 @@ func logoutCmd(e *env, args []string) int {
 }
 
 // pull follows a pull job, drawing its progress on stderr. Ctrl-C
-// cancels the job (a second one leaves at once).
+// cancels the job; a second one ends the CLI (see interrupts).
 func (e *env) pull(c *pdbus.Client, ref string, opts pdbus.PullOptions, quiet bool) (godbus.ObjectPath, error) {
 	ctx, release := e.cancelOnSignal()
 	defer release()

@@ -83,11 +83,12 @@ func (e *env) windowSize() (uint16, uint16) {
 // away, the session goes on — closing the master would hang up the
 // container's terminal — and the user is told once.
 func (e *env) attachTerminal(c *pdbus.Client, master *os.File, raw, input bool, detachKeys []byte) (detached bool, err error) {
-	served, stop, err := c.Watch(e.ctx)
-	if err != nil {
-		return false, err
+	var gone <-chan struct{} // stays nil when the watch cannot be set up: no notice then
+	served, stop, werr := c.Watch(e.ctx)
+	if werr == nil {
+		defer stop()
+		gone = served.Done()
 	}
-	defer stop()
 	inFd := int(e.stdin.Fd())
 	if raw {
 		old, err := term.MakeRaw(inFd)
@@ -125,7 +126,6 @@ func (e *env) attachTerminal(c *pdbus.Client, master *os.File, raw, input bool, 
 			fmt.Fprintf(e.stderr, "pelagos: terminal: %v\r\n", err)
 		}
 	}()
-	gone := served.Done()
 	for {
 		select {
 		case <-ended:
@@ -139,8 +139,11 @@ func (e *env) attachTerminal(c *pdbus.Client, master *os.File, raw, input bool, 
 		case <-gone:
 			gone = nil
 			if e.ctx.Err() == nil {
-				fmt.Fprintf(e.stderr, "\r\npelagos: %s\r\n", goneMessage(context.Cause(served), "during this terminal session",
-					"the terminal goes on, but once left (exit or detach) it cannot be attached again"))
+				next := "the terminal goes on until its command ends"
+				if len(detachKeys) > 0 {
+					next += "; detaching would end it, since it cannot be attached again"
+				}
+				fmt.Fprintf(e.stderr, "\r\npelagos: %s\r\n", goneMessage(context.Cause(served), "during this terminal session", next))
 			}
 		}
 	}

@@ -288,3 +288,35 @@ func TestSignalEndsTerminalSession(t *testing.T) {
 		t.Fatalf("SIGTERM to run -it:\n%s", sc)
 	}
 }
+
+// TestEventsFollowTheNextService: `events` subscribes to the well-known
+// name, so it goes on across a crash (or an idle exit) of the service and
+// prints what the next one does.
+func TestEventsFollowTheNextService(t *testing.T) {
+	needRoot(t)
+	s := S.main
+	withBusybox(t, s)
+	cmd, out := startCLI(t, s, "events", "--filter", "type=container")
+	done := reaped(cmd)
+	time.Sleep(500 * time.Millisecond) // subscribed
+	killService(t, s)
+	time.Sleep(300 * time.Millisecond)
+	id := strings.TrimSpace(s.mustPelagos(t, "run", "-d", "--name", "afterkill", "--network", "none", "localhost/busybox", "true"))
+	defer s.pelagos(t, "rm", "-f", "afterkill")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "create "+id) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatalf("events ended when the service was killed: %v, %q", cmd.ProcessState, out.String())
+	default:
+	}
+	if !strings.Contains(out.String(), "create "+id) {
+		t.Fatalf("events did not show the next service's events: %q", out.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if code, _ := exitWithinOf(t, cmd, done, 5*time.Second, out); code != 0 {
+		t.Fatalf("events on SIGINT: exit %d, want 0", code)
+	}
+}
