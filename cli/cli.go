@@ -33,6 +33,8 @@ type env struct {
 	stdin          *os.File
 	stdout, stderr *os.File
 	connect        func(context.Context) (*pdbus.Client, error)
+	// signals is the handling of SIGINT and SIGTERM, nil in tests.
+	signals *interrupts
 }
 
 type command struct {
@@ -82,13 +84,16 @@ func commands() []command {
 	}
 }
 
-// Main runs the CLI with os.Args[1:] and returns the exit code.
+// Main runs the CLI with os.Args[1:] and returns the exit code: the
+// command's, or 128+N when signal N (SIGINT, SIGTERM) ended it.
 func Main(args []string) int {
+	signals, ctx := newInterrupts(context.Background())
+	defer signals.stop()
 	e := &env{
-		ctx: context.Background(), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		connect: pdbus.Connect,
+		ctx: ctx, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		connect: pdbus.Connect, signals: signals,
 	}
-	return e.main(args)
+	return signals.code(e.main(args))
 }
 
 func (e *env) main(args []string) int {
@@ -201,11 +206,69 @@ func (e *env) errorf(format string, args ...any) {
 // callErr prints an error from a call to the service. A service that
 // cannot be found or started gets a hint about installation.
 func (e *env) callErr(err error) {
+	if isInterrupted(err) {
+		return // the signal's exit code says it
+	}
+	var ge *goneError
+	if errors.As(err, &ge) {
+		e.errorf("%s", goneMessage(ge.err, ge.during, ge.next))
+		return
+	}
+	if errors.Is(err, pdbus.ErrServiceGone) {
+		e.errorf("%s", goneMessage(err, "before it answered", "run the command again"))
+		return
+	}
 	if pdbus.IsServiceUnknown(err) {
 		e.errorf("cannot reach pelagosd on the session bus (%v): is pelagos installed (the D-Bus service file io.pelagos.Pelagos1.service in /usr/share/dbus-1/services)? See `journalctl --user -u pelagosd` for why it failed to start", err)
 		return
 	}
 	e.errorf("%v", err)
+}
+
+// goneError is the error of a call or wait the service did not finish
+// because it went away, with what that interrupted and what to do now.
+type goneError struct {
+	err    error  // matches pdbus.ErrServiceGone
+	during string // "while waiting for container web"
+	next   string // "the container keeps running: ..."
+}
+
+func (g *goneError) Error() string { return g.err.Error() }
+func (g *goneError) Unwrap() error { return g.err }
+
+// ifGone gives err the context of goneError when the service went away;
+// other errors are returned as they are.
+func ifGone(err error, during, next string) error {
+	if errors.Is(err, pdbus.ErrServiceGone) {
+		return &goneError{err: err, during: during, next: next}
+	}
+	return err
+}
+
+// keepsRunning is what to do about a container whose wait the service
+// left unfinished.
+func keepsRunning(name string) string {
+	return fmt.Sprintf("the container keeps running: `pelagos logs -f %s` or `pelagos wait %s`", name, name)
+}
+
+// goneMessage is the one line that says the service went away.
+func goneMessage(err error, during, next string) string {
+	var ge *pdbus.ServiceGoneError
+	if errors.As(err, &ge) && ge.BusClosed {
+		return fmt.Sprintf("the session bus connection closed %s (did the session end?); %s", during, next)
+	}
+	return fmt.Sprintf("pelagosd went away %s (it was restarted or crashed); %s", during, next)
+}
+
+// watch runs the long call that follows under a watch of the service
+// (pdbus.Client.Watch), printing why it could not; stop ends it.
+func (e *env) watch(c *pdbus.Client) (ctx context.Context, stop func(), ok bool) {
+	ctx, stop, err := c.Watch(e.ctx)
+	if err != nil {
+		e.callErr(err)
+		return nil, nil, false
+	}
+	return ctx, stop, true
 }
 
 // lookupContainer finds a container by name or id, printing the failure.

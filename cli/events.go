@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
-	"golang.org/x/sys/unix"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
 )
@@ -109,13 +107,18 @@ func eventsCmd(e *env, args []string) int {
 	}
 	ch := make(chan *godbus.Signal, 64)
 	conn.Signal(ch)
+	// Ctrl-C is how one ends events: exit 0, as ever. The stream goes
+	// on across a restart of the service (an idle exit, a crash): the
+	// match is on the well-known name, so the next one's signals come.
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, unix.SIGTERM)
-	defer signal.Stop(stop)
+	release := e.signals.take(func(s os.Signal) { stop <- s })
+	defer release()
 	for {
 		select {
 		case <-stop:
 			return exitOK
+		case <-e.ctx.Done():
+			return exitFailure // a second signal: its exit code
 		case sig, ok := <-ch:
 			if !ok {
 				e.errorf("the session bus connection closed")

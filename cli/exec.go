@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -43,7 +44,7 @@ func execCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	if *tty {
-		return e.execTerminal(c, path, fs.Args()[1:], opts, *interactive)
+		return e.execTerminal(c, path, fs.Arg(0), fs.Args()[1:], opts, *interactive)
 	}
 	stdin, stdout, stderr := e.stdin, e.stdout, e.stderr
 	if *detach {
@@ -63,9 +64,14 @@ func execCmd(e *env, args []string) int {
 		defer devnull.Close()
 		stdin = devnull
 	}
-	code, err := c.ExecWithStdio(e.ctx, path, fs.Args()[1:], stdin, stdout, stderr, opts)
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	code, err := c.ExecWithStdio(ctx, path, fs.Args()[1:], stdin, stdout, stderr, opts)
 	if err != nil {
-		e.callErr(err)
+		e.callErr(ifGone(err, fmt.Sprintf("while waiting for %s in container %s", fs.Arg(1), fs.Arg(0)), execLost(fs.Arg(0))))
 		return exitCodeFor(err)
 	}
 	return int(code)

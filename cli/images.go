@@ -217,9 +217,14 @@ func loadCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	loaded, err := c.LoadImage(e.ctx, f)
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	loaded, err := c.LoadImage(ctx, f)
 	if err != nil {
-		e.callErr(err)
+		e.callErr(ifGone(err, "during the load", "the load was interrupted: run `pelagos load` again"))
 		return exitFailure
 	}
 	if !*quiet {
@@ -290,9 +295,14 @@ func importCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	_, id, err := c.ImportImage(e.ctx, f, fs.Arg(1), opts)
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	_, id, err := c.ImportImage(ctx, f, fs.Arg(1), opts)
 	if err != nil {
-		e.callErr(err)
+		e.callErr(ifGone(err, "during the import", "the import was interrupted: run `pelagos import` again"))
 		return exitFailure
 	}
 	if !*quiet {
@@ -487,8 +497,13 @@ func saveCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	if err := c.SaveImages(e.ctx, fs.Args(), out, *format); err != nil {
-		e.callErr(err)
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	if err := c.SaveImages(ctx, fs.Args(), out, *format); err != nil {
+		e.callErr(ifGone(err, "during the save", "the archive was not written: run `pelagos save` again"))
 		return exitFailure
 	}
 	if err := commit(); err != nil {

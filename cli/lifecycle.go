@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,14 +119,7 @@ func startCmd(e *env, args []string) int {
 			defer devnull.Close()
 			stdin = devnull
 		}
-		stop := proxySignals(e, c, path)
-		defer stop()
-		code, err := c.StartWithStdio(e.ctx, path, stdin, e.stdout, e.stderr)
-		if err != nil {
-			e.callErr(err)
-			return exitCodeFor(err)
-		}
-		return int(code)
+		return e.foreground(c, path, fs.Arg(0), true, stdin, e.stdout, e.stderr)
 	}
 	return e.eachContainer(c, fs.Args(), func(path godbus.ObjectPath, name string) error {
 		if err := c.Start(e.ctx, path); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerRunning {
@@ -153,9 +147,14 @@ func restartCmd(e *env, args []string) int {
 
 func waitCmd(e *env, args []string) int {
 	return e.onContainers(e.flags("wait"), args, func(c *pdbus.Client, path godbus.ObjectPath, name string) error {
-		code, err := c.Wait(e.ctx, path)
+		ctx, stop, err := c.Watch(e.ctx)
 		if err != nil {
 			return err
+		}
+		defer stop()
+		code, err := c.Wait(ctx, path)
+		if err != nil {
+			return ifGone(err, "while waiting for container "+name, keepsRunning(name))
 		}
 		fmt.Fprintln(e.stdout, code)
 		return nil
@@ -246,12 +245,17 @@ func logsCmd(e *env, args []string) int {
 			return exitOK
 		}
 		running, err := stillRunning(e, c, path)
+		if isInterrupted(err) {
+			return exitFailure // the signal's code
+		}
 		if err != nil || !running {
 			// One more pass for what was written before it stopped.
 			*follow = false
 			continue
 		}
-		time.Sleep(100 * time.Millisecond)
+		if !e.sleep(100 * time.Millisecond) {
+			return exitFailure
+		}
 	}
 }
 
@@ -762,7 +766,22 @@ func stillRunning(e *env, c *pdbus.Client, path godbus.ObjectPath) (bool, error)
 		if pdbus.CodeOf(err) == pdbus.ErrNoSuchContainer {
 			return false, err
 		}
-		time.Sleep(100 * time.Millisecond)
+		if !e.sleep(100 * time.Millisecond) {
+			return false, context.Cause(e.ctx)
+		}
 	}
 	return false, err
+}
+
+// sleep waits for d, or less when the command's context ends (then
+// false).
+func (e *env) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
 }

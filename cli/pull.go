@@ -2,16 +2,15 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	pdbus "github.com/pelagos-containers/pelagos/dbus"
@@ -176,12 +175,12 @@ func pushCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, unix.SIGTERM)
-	defer stop()
+	ctx, release := e.cancelOnSignal()
+	defer release()
 	view := newProgressView(e.stderr, *quiet)
 	_, err = c.Push(ctx, fs.Arg(0), dest, pdbus.PushOptions{RegistryOptions: ro, Format: *format}, view.update)
 	if err != nil {
-		e.callErr(err)
+		e.callErr(ifGone(err, "during the push of "+fs.Arg(0), "the push was interrupted: run it again"))
 		return exitFailure
 	}
 	return exitOK
@@ -297,13 +296,25 @@ func logoutCmd(e *env, args []string) int {
 }
 
 // pull follows a pull job, drawing its progress on stderr. Ctrl-C
-// cancels the job.
+// cancels the job; a second one ends the CLI (see interrupts).
 func (e *env) pull(c *pdbus.Client, ref string, opts pdbus.PullOptions, quiet bool) (godbus.ObjectPath, error) {
-	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, unix.SIGTERM)
-	defer stop()
+	ctx, release := e.cancelOnSignal()
+	defer release()
 	view := newProgressView(e.stderr, quiet)
 	path, err := c.Pull(ctx, ref, opts, view.update)
-	return path, err
+	return path, ifGone(err, "during the pull of "+ref, fmt.Sprintf("the pull was interrupted: run `pelagos pull %s` again", ref))
+}
+
+// cancelOnSignal gives a job the first SIGINT or SIGTERM: it cancels the
+// returned context, so the job is cancelled and the command says so; a
+// second signal ends the CLI.
+func (e *env) cancelOnSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	release := e.signals.take(func(os.Signal) { cancel() })
+	return ctx, func() {
+		release()
+		cancel()
+	}
 }
 
 // progressView draws a job's progress: on a terminal, a bar per layer

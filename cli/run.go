@@ -275,8 +275,12 @@ func runCmd(e *env, args []string) int {
 		return exitOK
 	}
 
+	ref := o.name
+	if ref == "" {
+		ref = shortID(id, false)
+	}
 	if o.tty {
-		return e.runTerminal(c, path, o)
+		return e.runTerminal(c, path, ref, o)
 	}
 	stdin := e.stdin
 	if !o.interactive {
@@ -303,16 +307,39 @@ func runCmd(e *env, args []string) int {
 			stderr = devnull
 		}
 	}
-	if o.sigProxy {
+	return e.foreground(c, path, ref, o.sigProxy, stdin, stdout, stderr)
+}
+
+// foreground starts a container on the given files and waits for it, as
+// `run` and `start -a` do: the exit code is the container's. Signals go
+// to the container with sigProxy; a second SIGINT or SIGTERM, or the
+// service going away, ends the wait and leaves the container running.
+func (e *env) foreground(c *pdbus.Client, path godbus.ObjectPath, ref string, sigProxy bool, stdin, stdout, stderr *os.File) int {
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	if sigProxy {
 		stopProxy := proxySignals(e, c, path)
 		defer stopProxy()
 	}
-	code, err := c.StartWithStdio(e.ctx, path, stdin, stdout, stderr)
+	code, err := c.StartWithStdio(ctx, path, stdin, stdout, stderr)
 	if err != nil {
-		e.callErr(err)
+		e.leftRunning(err, ref, keepsRunning(ref))
 		return exitCodeFor(err)
 	}
 	return int(code)
+}
+
+// leftRunning prints why the CLI stopped waiting for container ref: the
+// service went away (next says what to do), or a signal ended the CLI.
+func (e *env) leftRunning(err error, ref, next string) {
+	if isInterrupted(err) {
+		fmt.Fprintf(e.stderr, "pelagos: %v: container %s keeps running (`pelagos stop %s` stops it)\n", err, ref, ref)
+		return
+	}
+	e.callErr(ifGone(err, "while waiting for container "+ref, next))
 }
 
 // exitCodeFor maps a failed start to Docker's codes: 127 for a missing
@@ -328,16 +355,25 @@ func exitCodeFor(err error) int {
 }
 
 // proxySignals forwards the signals a terminal or a script sends to
-// `pelagos run` to the container, as docker run's sig-proxy does.
+// `pelagos run` to the container, as docker run's sig-proxy does. Of
+// SIGINT and SIGTERM only the first goes: a second one ends the CLI
+// (see interrupts), so a container that ignores them cannot hold it.
 func proxySignals(e *env, c *pdbus.Client, path godbus.ObjectPath) func() {
 	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	signal.Notify(ch, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	release := e.signals.take(func(s os.Signal) {
+		select {
+		case ch <- s:
+		default: // a burst: the container has enough of them
+		}
+	})
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-ch:
-				if err := c.Kill(e.ctx, path, fmt.Sprint(int(s.(unix.Signal)))); err != nil && pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning {
+				if err := c.Kill(e.ctx, path, fmt.Sprint(int(s.(unix.Signal)))); err != nil &&
+					pdbus.CodeOf(err) != pdbus.ErrContainerNotRunning && !isInterrupted(err) {
 					fmt.Fprintf(e.stderr, "pelagos: forward signal %v: %v\n", s, err)
 				}
 			case <-done:
@@ -346,6 +382,7 @@ func proxySignals(e *env, c *pdbus.Client, path godbus.ObjectPath) func() {
 		}
 	}()
 	return func() {
+		release()
 		signal.Stop(ch)
 		close(done)
 	}

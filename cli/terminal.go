@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ import (
 // whose master the service hands back over the bus. This terminal goes
 // into raw mode (with -i), keystrokes go to the master, the master's
 // output to stdout, and window size changes follow the local terminal.
-func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, o runOptions) int {
+func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, ref string, o runOptions) int {
 	inFd := int(e.stdin.Fd())
 	localTTY := term.IsTerminal(inFd)
 	if o.interactive && !localTTY {
@@ -35,19 +36,32 @@ func (e *env) runTerminal(c *pdbus.Client, path godbus.ObjectPath, o runOptions)
 		return exitCodeFor(err)
 	}
 	defer master.Close()
-	code, ok, detached := e.attachTerminal(master, o.interactive && localTTY, o.interactive, o.detachKeys)
-	if !ok {
-		return code
-	}
-	if detached {
-		return exitOK // the container runs on: `pelagos attach` comes back
-	}
-	code32, err := c.Wait(e.ctx, path)
+	detached, err := e.attachTerminal(c, master, o.interactive && localTTY, o.interactive, o.detachKeys)
 	if err != nil {
 		e.callErr(err)
 		return exitFailure
 	}
-	return int(code32)
+	if detached {
+		return exitOK // the container runs on: `pelagos attach` comes back
+	}
+	return e.waitEnded(c, path, ref)
+}
+
+// waitEnded returns the exit code of a container whose terminal or
+// output just ended. The service that started it may be gone by then:
+// whichever answers knows the exit code.
+func (e *env) waitEnded(c *pdbus.Client, path godbus.ObjectPath, ref string) int {
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
+	code, err := c.Wait(ctx, path)
+	if err != nil {
+		e.callErr(ifGone(err, "while waiting for container "+ref, fmt.Sprintf("`pelagos wait %s` tells how it ended", ref)))
+		return exitFailure
+	}
+	return int(code)
 }
 
 // windowSize is the local terminal's size, 0 0 when stdin is none.
@@ -59,16 +73,27 @@ func (e *env) windowSize() (uint16, uint16) {
 }
 
 // attachTerminal connects the local terminal to a pty master until the
-// last slave closes or the user types the detach keys: raw mode when
-// asked (restored on every way out), window size changes passed on,
-// keystrokes forwarded with input.
-func (e *env) attachTerminal(master *os.File, raw, input bool, detachKeys []byte) (code int, ok, detached bool) {
+// last slave closes, the user types the detach keys (detached) or a
+// signal ends the command (its cause is the error): raw mode when asked
+// (restored on every way out), window size changes passed on, keystrokes
+// forwarded with input.
+//
+// The session does not need the service, and this master may be the
+// last one (the service's copy goes with it): when the service goes
+// away, the session goes on — closing the master would hang up the
+// container's terminal — and the user is told once.
+func (e *env) attachTerminal(c *pdbus.Client, master *os.File, raw, input bool, detachKeys []byte) (detached bool, err error) {
+	var gone <-chan struct{} // stays nil when the watch cannot be set up: no notice then
+	served, stop, werr := c.Watch(e.ctx)
+	if werr == nil {
+		defer stop()
+		gone = served.Done()
+	}
 	inFd := int(e.stdin.Fd())
 	if raw {
 		old, err := term.MakeRaw(inFd)
 		if err != nil {
-			e.errorf("put the terminal in raw mode: %v", err)
-			return exitFailure, false, false
+			return false, fmt.Errorf("put the terminal in raw mode: %w", err)
 		}
 		defer term.Restore(inFd, old)
 	}
@@ -97,16 +122,29 @@ func (e *env) attachTerminal(master *os.File, raw, input bool, detachKeys []byte
 		defer close(ended)
 		_, err := io.Copy(e.stdout, master)
 		// EIO is how a pty master reports that the last slave closed.
-		if err != nil && !errors.Is(err, unix.EIO) {
+		if err != nil && !errors.Is(err, unix.EIO) && !errors.Is(err, os.ErrClosed) {
 			fmt.Fprintf(e.stderr, "pelagos: terminal: %v\r\n", err)
 		}
 	}()
-	select {
-	case <-ended:
-		return exitOK, true, false
-	case <-detach:
-		fmt.Fprint(e.stderr, "\r\n")
-		return exitOK, true, true
+	for {
+		select {
+		case <-ended:
+			return false, nil
+		case <-detach:
+			fmt.Fprint(e.stderr, "\r\n")
+			return true, nil
+		case <-e.ctx.Done():
+			fmt.Fprint(e.stderr, "\r\n")
+			return false, context.Cause(e.ctx)
+		case <-gone:
+			gone = nil
+			if e.ctx.Err() == nil {
+				// The container's monitor keeps the terminal: a later
+				// service hands it to `pelagos attach` again.
+				next := "the terminal goes on until its command ends"
+				fmt.Fprintf(e.stderr, "\r\npelagos: %s\r\n", goneMessage(context.Cause(served), "during this terminal session", next))
+			}
+		}
 	}
 }
 
@@ -198,7 +236,8 @@ func attachCmd(e *env, args []string) int {
 		return exitFailure
 	}
 	defer c.Close()
-	path, ok := e.lookupContainer(c, fs.Arg(0))
+	ref := fs.Arg(0)
+	path, ok := e.lookupContainer(c, ref)
 	if !ok {
 		return exitFailure
 	}
@@ -206,7 +245,7 @@ func attachCmd(e *env, args []string) int {
 	master, err := c.AttachTerminal(e.ctx, path, pdbus.TerminalOptions{Rows: rows, Columns: cols})
 	if pdbus.CodeOf(err) == pdbus.ErrInvalidArgument {
 		// No terminal: follow the output instead, until it stops.
-		if code := logsCmd(e, []string{"-f", "--tail", "0", fs.Arg(0)}); code != exitOK {
+		if code := logsCmd(e, []string{"-f", "--tail", "0", ref}); code != exitOK {
 			return code
 		}
 	} else if err != nil {
@@ -215,30 +254,31 @@ func attachCmd(e *env, args []string) int {
 	} else {
 		defer master.Close()
 		tty := term.IsTerminal(int(e.stdin.Fd()))
-		code, ok, detached := e.attachTerminal(master, tty && !*noStdin, !*noStdin, keys)
-		if !ok {
-			return code
+		detached, err := e.attachTerminal(c, master, tty && !*noStdin, !*noStdin, keys)
+		if err != nil {
+			e.callErr(err)
+			return exitFailure
 		}
 		if detached {
 			return exitOK
 		}
 	}
-	code, err := c.Wait(e.ctx, path)
-	if err != nil {
-		e.callErr(err)
-		return exitFailure
-	}
-	return int(code)
+	return e.waitEnded(c, path, ref)
 }
 
 // execTerminal is `pelagos exec -t`: the command's terminal master
 // arrives on a socket we pass, while the call waits for its exit code.
-func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []string, opts pdbus.ExecOptions, interactive bool) int {
+func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, ref string, command []string, opts pdbus.ExecOptions, interactive bool) int {
 	localTTY := term.IsTerminal(int(e.stdin.Fd()))
 	if interactive && !localTTY {
 		e.errorf("the input device is not a TTY: drop -t, or run pelagos from a terminal")
 		return exitFailure
 	}
+	ctx, stop, ok := e.watch(c)
+	if !ok {
+		return exitFailure
+	}
+	defer stop()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.errorf("console socket: %v", err)
@@ -253,7 +293,7 @@ func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []st
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := c.ExecWithTerminal(e.ctx, path, command, theirs, pdbus.ExecTerminalOptions{ExecOptions: opts, Rows: rows, Columns: cols})
+		code, err := c.ExecWithTerminal(ctx, path, command, theirs, pdbus.ExecTerminalOptions{ExecOptions: opts, Rows: rows, Columns: cols})
 		done <- result{code, err}
 	}()
 	masterCh := make(chan *os.File, 1)
@@ -261,31 +301,35 @@ func (e *env) execTerminal(c *pdbus.Client, path godbus.ObjectPath, command []st
 		m, _ := fdpass.Receive(ours, "pty-master")
 		masterCh <- m
 	}()
+	var r result
+	sessionEnded := false
 	select {
-	case r := <-done: // failed before a terminal existed
+	case r = <-done: // failed before a terminal existed
 		theirs.Close()
-		if r.err != nil {
-			e.callErr(r.err)
-			return exitCodeFor(r.err)
-		}
-		return int(r.code)
 	case master := <-masterCh:
 		theirs.Close()
-		if master == nil {
-			r := <-done
-			if r.err != nil {
-				e.callErr(r.err)
-				return exitCodeFor(r.err)
+		if master != nil {
+			defer master.Close()
+			if _, err := e.attachTerminal(c, master, interactive && localTTY, interactive, nil); err != nil {
+				r.err = err
+				break
 			}
-			return int(r.code)
+			sessionEnded = true
 		}
-		defer master.Close()
-		e.attachTerminal(master, interactive && localTTY, interactive, nil)
-		r := <-done
-		if r.err != nil {
-			e.callErr(r.err)
-			return exitCodeFor(r.err)
-		}
-		return int(r.code)
+		r = <-done
 	}
+	if r.err != nil {
+		next := execLost(ref)
+		if sessionEnded {
+			next = "its terminal closed, but its exit code is lost"
+		}
+		e.callErr(ifGone(r.err, fmt.Sprintf("while waiting for %s in container %s", command[0], ref), next))
+		return exitCodeFor(r.err)
+	}
+	return int(r.code)
+}
+
+// execLost is what to do about an exec whose end the CLI cannot learn.
+func execLost(ref string) string {
+	return fmt.Sprintf("its exit code is lost, and it may still be running: `pelagos top %s` shows it", ref)
 }

@@ -63,7 +63,7 @@ func (c *Client) Conn() *godbus.Conn { return c.conn }
 func (c *Client) call(ctx context.Context, obj godbus.BusObject, iface, method string, args []any, out ...any) error {
 	call := obj.CallWithContext(ctx, iface+"."+method, 0, args...)
 	if call.Err != nil {
-		return FromDBus(call.Err)
+		return FromDBus(goneCause(ctx, call.Err))
 	}
 	if len(out) > 0 {
 		if err := call.Store(out...); err != nil {
@@ -257,7 +257,8 @@ type LayerProgress struct {
 // Pull starts a pull and follows it to its end, calling progress on
 // every change. Cancelling ctx cancels the job; Pull then waits for the
 // service to confirm (nothing half-pulled remains) and returns the
-// Cancelled error.
+// Cancelled error. When the service goes away meanwhile, Pull returns at
+// once with an error matching ErrServiceGone.
 func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions, progress func(JobProgress)) (godbus.ObjectPath, error) {
 	return c.followJob(ctx, "PullImage", []any{ref, opts.Options()}, progress)
 }
@@ -303,7 +304,8 @@ func (c *Client) ImageHistory(ctx context.Context, path godbus.ObjectPath) ([]Hi
 }
 
 // followJob calls a method that starts a job and follows the job to its
-// end.
+// end, under a watch of the service: a service that goes away cannot
+// finish the job, so followJob returns its ErrServiceGone error at once.
 func (c *Client) followJob(ctx context.Context, method string, args []any, progress func(JobProgress)) (godbus.ObjectPath, error) {
 	finished := []godbus.MatchOption{
 		godbus.WithMatchSender(BusName), godbus.WithMatchObjectPath(ManagerPath),
@@ -324,50 +326,45 @@ func (c *Client) followJob(ctx context.Context, method string, args []any, progr
 	c.conn.Signal(ch)
 	defer c.conn.RemoveSignal(ch)
 
+	// The call and the job's Cancel must not be cancelled with ctx (a
+	// job that was created needs its Cancel), only by the watch.
+	served, stop, err := c.Watch(context.WithoutCancel(ctx))
+	if err != nil {
+		return "", err
+	}
+	defer stop()
 	var job godbus.ObjectPath
-	// The call itself must not be cancelled with ctx: a job that was
-	// created needs its Cancel.
-	if err := c.call(context.Background(), c.mgr, ManagerInterface, method, args, &job); err != nil {
+	if err := c.call(served, c.mgr, ManagerInterface, method, args, &job); err != nil {
 		return "", err
 	}
 	var p JobProgress
 	cancelled := false
 	for {
 		select {
+		case <-served.Done():
+			return "", context.Cause(served)
 		case <-ctx.Done():
 			if !cancelled {
 				cancelled = true
 				var leftOnly bool
-				err := c.call(context.Background(), c.conn.Object(BusName, job), JobIface, "Cancel", nil, &leftOnly)
+				err := c.call(served, c.conn.Object(BusName, job), JobIface, "Cancel", nil, &leftOnly)
+				if errors.Is(err, ErrServiceGone) {
+					return "", err
+				}
 				if err == nil && leftOnly {
 					// The job goes on for others; this caller is done.
 					return "", Errorf(ErrCancelled, "cancelled: left the job %s, which goes on for other callers", job)
 				}
 			}
 			ctx = context.Background() // keep waiting for the confirmation
-		case sig := <-ch:
+		case sig, ok := <-ch:
+			if !ok {
+				return "", &ServiceGoneError{Reason: "the connection to the session bus closed", BusClosed: true}
+			}
 			switch {
 			case sig.Name == PropertiesIface+".PropertiesChanged" && sig.Path == job && len(sig.Body) >= 2:
 				vals, _ := sig.Body[1].(map[string]godbus.Variant)
-				for k, v := range vals {
-					switch k {
-					case "Progress":
-						p.Progress, _ = v.Value().(float64)
-					case "BytesDone":
-						p.BytesDone, _ = v.Value().(uint64)
-					case "BytesTotal":
-						p.BytesTotal, _ = v.Value().(uint64)
-					case "Layer":
-						p.Layer, _ = v.Value().(string)
-					case "Layers":
-						var rows []LayerProgress
-						if err := v.Store(&rows); err == nil {
-							p.Layers = rows
-						}
-					case "Message":
-						p.Message, _ = v.Value().(string)
-					}
-				}
+				p.update(vals)
 				if progress != nil {
 					progress(p)
 				}
@@ -381,6 +378,29 @@ func (c *Client) followJob(ctx context.Context, method string, args []any, progr
 				}
 				return "", FromDBus(godbus.Error{Name: errName, Body: []any{errMsg}})
 			}
+		}
+	}
+}
+
+// update applies a job's changed properties.
+func (p *JobProgress) update(vals map[string]godbus.Variant) {
+	for k, v := range vals {
+		switch k {
+		case "Progress":
+			p.Progress, _ = v.Value().(float64)
+		case "BytesDone":
+			p.BytesDone, _ = v.Value().(uint64)
+		case "BytesTotal":
+			p.BytesTotal, _ = v.Value().(uint64)
+		case "Layer":
+			p.Layer, _ = v.Value().(string)
+		case "Layers":
+			var rows []LayerProgress
+			if err := v.Store(&rows); err == nil {
+				p.Layers = rows
+			}
+		case "Message":
+			p.Message, _ = v.Value().(string)
 		}
 	}
 }

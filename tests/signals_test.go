@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -83,7 +84,7 @@ func (s *userSession) startPelagos(t *testing.T, args ...string) (*exec.Cmd, *sy
 
 // waitRunning waits until the container prints "ready" and returns its
 // object path.
-func waitRunning(t *testing.T, s *userSession, name string, out *syncBuffer) string {
+func waitRunning(t *testing.T, s *userSession, name string, out fmt.Stringer) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
