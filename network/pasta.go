@@ -272,7 +272,8 @@ func freePort(ip, proto string) (uint16, error) {
 }
 
 // CheckPortsFree tries each host port, so that a taken one is reported
-// by name before pasta starts.
+// by name before pasta starts: as a *PortInUseError that says what
+// holds it.
 func CheckPortsFree(ports []PortMapping) error {
 	for _, p := range ports {
 		addr := net.JoinHostPort(p.HostIP, strconv.Itoa(int(p.HostPort)))
@@ -289,7 +290,7 @@ func CheckPortsFree(ports []PortMapping) error {
 			}
 		}
 		if errors.Is(err, unix.EADDRINUSE) {
-			return fmt.Errorf("%w: %s/%s is taken by another container or program: choose another host port", ErrPortInUse, addr, p.Proto)
+			return &PortInUseError{Port: p, Holder: FindPortHolder(p)}
 		}
 	}
 	return nil

@@ -232,7 +232,7 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 		os.RemoveAll(dir)
 		return &container.StartError{Code: container.ExitSetupFailed, Msg: err.Error()}
 	}
-	if err := network.CheckPortsFree(c.rec.Network.Ports); err != nil {
+	if err := c.waitPortsFree(ctx); err != nil {
 		return fail(err)
 	}
 	if err := network.BindNetNS(pid, nsFile); err != nil {
@@ -264,7 +264,9 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 
 // stopNetwork ends the container's pasta and removes its files, on every
 // path a run ends: exit, kill, removal, or a restart of the service that
-// finds the container gone. Call with c.mu held or before sharing c.
+// finds the container gone. It returns once that pasta has exited, so
+// the host ports it held are free for the next start, whichever service
+// started it. Call with c.mu held or before sharing c.
 func (c *ctr) stopNetwork() {
 	c.joinPasta() // a start that failed early may still be launching it
 	c.stopBridgeLocked()
@@ -274,24 +276,11 @@ func (c *ctr) stopNetwork() {
 		c.m.log.Warn("release network namespace", "id", c.rec.ID, "err", err)
 	}
 	if p := c.rec.Pasta; p.Pid > 0 {
-		if exited := c.pastaExited; exited != nil {
-			// Ours: tell it to go now rather than wait for it to notice
-			// the handle is gone. Its exit takes a while (pasta tears
-			// down large buffers), so it is reaped in the background;
-			// a run does not wait for it.
-			if processStartTime(p.Pid) == p.Start {
-				unix.Kill(p.Pid, unix.SIGTERM)
-			}
-			go func(id string, pid int) {
-				select {
-				case <-exited:
-				case <-time.After(2 * time.Second):
-					c.m.log.Warn("pasta did not exit on SIGTERM", "id", id, "pid", pid)
-					unix.Kill(pid, unix.SIGKILL)
-				}
-			}(c.rec.ID, p.Pid)
-		} else {
-			stopProcess(p.Pid, p.Start)
+		// Not the service's context: a service that is stopping still
+		// waits for what it ends.
+		same := func() bool { return p.Start != 0 && processStartTime(p.Pid) == p.Start }
+		if err := network.StopPasta(context.Background(), p.Pid, same); err != nil {
+			c.m.log.Warn("stop pasta", "id", c.rec.ID, "pid", p.Pid, "err", err)
 		}
 	}
 	c.pastaExited = nil
@@ -299,20 +288,83 @@ func (c *ctr) stopNetwork() {
 	c.rec.Pasta = pastaState{}
 }
 
-// stopProcess ends pid if it is still the process that started at start
-// and is pasta: SIGTERM, then SIGKILL after a second.
-func stopProcess(pid int, start uint64) {
-	alive := func() bool { return start != 0 && processStartTime(pid) == start && network.IsPasta(pid) }
-	if !alive() {
-		return
+// portReleaseWait is how long a start waits for a host port that a pasta
+// of this user, one no running container uses any more, still holds
+// while it exits (one a service of another version left, say).
+const portReleaseWait = 5 * time.Second
+
+// waitPortsFree checks that the container's host ports are free, waiting
+// up to portReleaseWait for those an exiting pasta of ours still holds.
+// A port something else holds fails at once, naming the holder.
+func (c *ctr) waitPortsFree(ctx context.Context) error {
+	t0 := time.Now()
+	for {
+		err := network.CheckPortsFree(c.rec.Network.Ports)
+		var pe *network.PortInUseError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		id, serving := c.pastaServes(pe.Holder)
+		if !pe.Holder.Pasta || serving {
+			return c.portTaken(pe, id)
+		}
+		if time.Since(t0) >= portReleaseWait {
+			owner := "an earlier run of " + c.rec.Name
+			if id != c.rec.ID {
+				owner = c.containerName(id) + ", which no longer runs"
+			}
+			if id == "" {
+				owner = "no container of yours"
+			}
+			return fmt.Errorf("%w: %s is still held by pasta (pid %d), the network helper of %s, which did not exit within %s: try again, or end it (kill %d)",
+				network.ErrPortInUse, pe.Addr(), pe.Holder.Pid, owner, portReleaseWait, pe.Holder.Pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	unix.Kill(pid, unix.SIGTERM)
-	for i := 0; i < 50 && alive(); i++ {
-		time.Sleep(20 * time.Millisecond)
+}
+
+// pastaServes tells which of our containers a pasta holding a port was
+// started for ("" for none) and whether it still serves that container:
+// its namespace handle exists. The previous run of this container is
+// never served: its start is this one.
+func (c *ctr) pastaServes(h network.PortHolder) (id string, serving bool) {
+	if !h.Pasta || h.NetNS == "" {
+		return "", false
 	}
-	if alive() {
-		unix.Kill(pid, unix.SIGKILL)
+	root := filepath.Join(c.m.paths.Runtime, "net") + string(filepath.Separator)
+	rest, ok := strings.CutPrefix(h.NetNS, root)
+	if !ok {
+		return "", false
 	}
+	id, _, _ = strings.Cut(rest, string(filepath.Separator))
+	if id == c.rec.ID {
+		return id, false
+	}
+	_, err := os.Stat(h.NetNS)
+	return id, err == nil
+}
+
+// portTaken is the error of a start whose host port is held by something
+// that is not about to let it go.
+func (c *ctr) portTaken(pe *network.PortInUseError, id string) error {
+	if id != "" {
+		return fmt.Errorf("%w: %s is taken by container %s, which publishes it: choose another host port", network.ErrPortInUse, pe.Addr(), c.containerName(id))
+	}
+	return pe
+}
+
+// containerName is the name of container id, read from its record on
+// disk (no lock taken: the caller may hold its own container's), or the
+// short id.
+func (c *ctr) containerName(id string) string {
+	if r, err := loadRecord(filepath.Join(c.m.paths.Containers(), id)); err == nil && r.Name != "" {
+		return r.Name
+	}
+	return id[:min(12, len(id))]
 }
 
 // sweepNetDirs removes network handles of containers that no longer
