@@ -185,7 +185,7 @@ func (m *Manager) createContainer(ctx context.Context, cfg pdbus.ContainerConfig
 			userSpec = fmt.Sprintf("%d:%d", k.UID, k.GID)
 		}
 	}
-	id, err := m.store.CreateLayer(img.ID, userns.UIDMap, userns.GIDMap)
+	id, err := m.store.CreateLayer(img.ID, userns.UIDMap, userns.GIDMap, cfg.AutoRemove)
 	if err != nil {
 		return nil, err
 	}
