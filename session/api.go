@@ -100,6 +100,8 @@ func (a *managerAPI) RemoveContainer(nameOrID string, force bool) *godbus.Error 
 	if err != nil {
 		return asDBusErr(err)
 	}
+	// A user's rm returns with the container's ports free.
+	defer c.waitNetworkReleased()
 	return asDBusErr(a.m.removeContainer(c, force))
 }
 
@@ -588,6 +590,8 @@ func (a *containerAPI) Rename(name string) *godbus.Error {
 // Remove implements the method of the same name.
 func (a *containerAPI) Remove(force bool) *godbus.Error {
 	defer a.c.m.track()()
+	// A user's rm returns with the container's ports free.
+	defer a.c.waitNetworkReleased()
 	return asDBusErr(a.c.m.removeContainer(a.c, force))
 }
 

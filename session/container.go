@@ -48,6 +48,9 @@ type ctr struct {
 	// current run has been reaped.
 	pastaLaunch chan error
 	pastaExited chan struct{}
+	// pastaStopped is closed once the pasta of the last run that ended
+	// has exited (stopNetwork ends it in the background).
+	pastaStopped chan struct{}
 	// replyFD is the copy of the terminal master that travels in the
 	// StartWithTerminal reply. godbus sends it after the method returns,
 	// so it may be closed only once the client has moved on (collected).
@@ -552,6 +555,7 @@ func (c *ctr) stop(ctx context.Context, timeout time.Duration) error {
 	if !running || done == nil {
 		return nil
 	}
+	defer c.waitNetworkReleased()
 	// The image's or the user's StopSignal first (SIGTERM by default),
 	// SIGKILL after the grace period.
 	sig := unix.SIGTERM

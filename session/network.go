@@ -264,9 +264,9 @@ func (c *ctr) startPasta(ctx context.Context, pid int) error {
 
 // stopNetwork ends the container's pasta and removes its files, on every
 // path a run ends: exit, kill, removal, or a restart of the service that
-// finds the container gone. It returns once that pasta has exited, so
-// the host ports it held are free for the next start, whichever service
-// started it. Call with c.mu held or before sharing c.
+// finds the container gone. The pasta is ended in the background; the
+// next start waits for the host ports it held, whichever service started
+// it. Call with c.mu held or before sharing c.
 func (c *ctr) stopNetwork() {
 	c.joinPasta() // a start that failed early may still be launching it
 	c.stopBridgeLocked()
@@ -276,16 +276,40 @@ func (c *ctr) stopNetwork() {
 		c.m.log.Warn("release network namespace", "id", c.rec.ID, "err", err)
 	}
 	if p := c.rec.Pasta; p.Pid > 0 {
-		// Not the service's context: a service that is stopping still
-		// waits for what it ends.
+		// In the background: pasta takes tens of milliseconds to exit
+		// (it tears down large buffers), and a run's end (the reply to
+		// `run --rm`) must not wait for it. A next start that needs
+		// its ports waits for them instead (waitPortsFree). Not the
+		// service's context: a stopping service still ends it.
 		same := func() bool { return p.Start != 0 && processStartTime(p.Pid) == p.Start }
-		if err := network.StopPasta(context.Background(), p.Pid, same); err != nil {
-			c.m.log.Warn("stop pasta", "id", c.rec.ID, "pid", p.Pid, "err", err)
-		}
+		stopped := make(chan struct{})
+		c.pastaStopped = stopped
+		go func(id string) {
+			defer close(stopped)
+			if err := network.StopPasta(context.Background(), p.Pid, same); err != nil {
+				c.m.log.Warn("stop pasta", "id", id, "pid", p.Pid, "err", err)
+			}
+		}(c.rec.ID)
 	}
 	c.pastaExited = nil
 	os.RemoveAll(dir)
 	c.rec.Pasta = pastaState{}
+}
+
+// waitNetworkReleased waits, at most portReleaseWait, until the pasta
+// of the run that ended is gone and its host ports are free: `stop` and
+// `rm` return with them released, while a run's own end does not wait.
+func (c *ctr) waitNetworkReleased() {
+	c.mu.Lock()
+	stopped := c.pastaStopped
+	c.mu.Unlock()
+	if stopped == nil {
+		return
+	}
+	select {
+	case <-stopped:
+	case <-time.After(portReleaseWait):
+	}
 }
 
 // portReleaseWait is how long a start waits for a host port that a pasta
